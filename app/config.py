@@ -1,0 +1,262 @@
+"""Settings, read once from the environment into a frozen dataclass.
+
+A bad value raises :class:`ConfigError`, whose message names the variable, the
+value (masked when it may hold a secret) and what was expected; ``main`` turns
+it into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from app.redaction import redact_url
+
+T = TypeVar("T")
+
+DEFAULT_KIE_BASE_URL = "https://api.kie.ai"
+_POSTGRES_SCHEMES = ("postgres", "postgresql")
+_LOG_FORMATS = ("auto", "json", "text")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A configuration variable holds a value the service cannot use."""
+
+    def __init__(self, variable: str, shown_value: str, expected: str) -> None:
+        self.variable = variable
+        self.shown_value = shown_value
+        self.expected = expected
+        super().__init__(f"{variable}={shown_value} is invalid: expected {expected}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads from its environment."""
+
+    port: int = 8080
+    host: str = "0.0.0.0"
+    database_url: str | None = None
+    lock_database_url: str | None = None
+    data_dir: Path = Path("data")
+    public_base_url: str = "http://localhost:8080"
+    kie_api_key: str | None = field(default=None, repr=False)
+    kie_base_url: str = DEFAULT_KIE_BASE_URL
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    instance_id: str = "local"
+    log_level: str = "INFO"
+    log_format: str = "auto"
+    shutdown_timeout_s: float = 5.0
+    db_pool_max_size: int = 10
+    db_connect_timeout_s: float = 5.0
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when no DATABASE_URL is given and we run our own PostgreSQL."""
+        return self.database_url is None
+
+    @property
+    def kie_simulated(self) -> bool:
+        """True when no KIE key is configured and the built-in simulator stands in."""
+        return self.kie_api_key is None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    reader = _Reader(env)
+
+    port = reader.get("PORT", "8080", _int_in_range(1, 65535), "an integer from 1 to 65535")
+    host = reader.get("HOST", "0.0.0.0", _non_empty, "a host name or IP address")
+    database_url = reader.optional("DATABASE_URL", _postgres_url, _POSTGRES_EXPECTED, secret_url=True)
+    lock_database_url = reader.optional(
+        "LOCK_DATABASE_URL", _postgres_url, _POSTGRES_EXPECTED, secret_url=True
+    )
+    data_dir = reader.get("DATA_DIR", "data", lambda v: Path(_non_empty(v)), "a directory path")
+    public_base_url = reader.optional(
+        "PUBLIC_BASE_URL", _http_url, "an http(s) URL such as https://example.com"
+    )
+    if public_base_url is None:
+        public_base_url = reader.optional(
+            "RENDER_EXTERNAL_URL", _http_url, "an http(s) URL such as https://example.com"
+        )
+    if public_base_url is None:
+        public_base_url = f"http://localhost:{port}"
+    kie_api_key = reader.optional("KIE_API_KEY", _non_empty, "a non-empty key", secret=True)
+    kie_base_url = reader.get(
+        "KIE_BASE_URL", DEFAULT_KIE_BASE_URL, _http_url, "an http(s) URL such as https://api.kie.ai"
+    )
+    api_keys = reader.get("API_KEYS", "", _key_list, "comma-separated keys", secret=True)
+    telegram_bot_token = reader.optional(
+        "TELEGRAM_BOT_TOKEN", _telegram_token, "a bot token of the form 123456:ABC...", secret=True
+    )
+    instance_id = reader.get(
+        "INSTANCE_ID",
+        env.get("RENDER_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
+        _non_empty,
+        "a non-empty name",
+    )
+    log_level = reader.get(
+        "LOG_LEVEL", "INFO", _choice(_LOG_LEVELS, upper=True), "one of " + ", ".join(_LOG_LEVELS)
+    )
+    log_format = reader.get("LOG_FORMAT", "auto", _choice(_LOG_FORMATS), "one of " + ", ".join(_LOG_FORMATS))
+    shutdown_timeout_s = reader.get(
+        "SHUTDOWN_TIMEOUT_S", "5", _float_in_range(0.5, 8.0), "seconds from 0.5 to 8"
+    )
+    db_pool_max_size = reader.get("DB_POOL_MAX_SIZE", "10", _int_in_range(2, 200), "an integer from 2 to 200")
+    db_connect_timeout_s = reader.get(
+        "DB_CONNECT_TIMEOUT_S", "5", _float_in_range(0.1, 60.0), "seconds from 0.1 to 60"
+    )
+
+    return Settings(
+        port=port,
+        host=host,
+        database_url=database_url,
+        lock_database_url=lock_database_url,
+        data_dir=data_dir,
+        public_base_url=public_base_url.rstrip("/"),
+        kie_api_key=kie_api_key,
+        kie_base_url=kie_base_url.rstrip("/"),
+        api_keys=api_keys,
+        telegram_bot_token=telegram_bot_token,
+        instance_id=instance_id,
+        log_level=log_level,
+        log_format=log_format,
+        shutdown_timeout_s=shutdown_timeout_s,
+        db_pool_max_size=db_pool_max_size,
+        db_connect_timeout_s=db_connect_timeout_s,
+    )
+
+
+_POSTGRES_EXPECTED = "a PostgreSQL URL such as postgresql://user:password@host:5432/dbname"
+
+
+class _Reader:
+    """Reads one variable at a time and turns a parse failure into a ConfigError."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(
+        self,
+        name: str,
+        default: str,
+        parse: Callable[[str], T],
+        expected: str,
+        *,
+        secret: bool = False,
+        secret_url: bool = False,
+    ) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            raw = default
+        return self._parse(name, raw.strip(), parse, expected, secret, secret_url)
+
+    def optional(
+        self,
+        name: str,
+        parse: Callable[[str], T],
+        expected: str,
+        *,
+        secret: bool = False,
+        secret_url: bool = False,
+    ) -> T | None:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return None
+        return self._parse(name, raw.strip(), parse, expected, secret, secret_url)
+
+    @staticmethod
+    def _parse(
+        name: str,
+        raw: str,
+        parse: Callable[[str], T],
+        expected: str,
+        secret: bool,
+        secret_url: bool,
+    ) -> T:
+        try:
+            return parse(raw)
+        except (ValueError, TypeError):
+            if secret:
+                shown = "<redacted>"
+            elif secret_url:
+                shown = repr(redact_url(raw))
+            else:
+                shown = repr(raw)
+            raise ConfigError(name, shown, expected) from None
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("empty")
+    return value
+
+
+def _int_in_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value, 10)
+        if not low <= number <= high:
+            raise ValueError("out of range")
+        return number
+
+    return parse
+
+
+def _float_in_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = float(value)
+        if not low <= number <= high:  # also rejects NaN
+            raise ValueError("out of range")
+        return number
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.upper() if upper else value.lower()
+        if value not in options:
+            raise ValueError("not an option")
+        return value
+
+    return parse
+
+
+def _postgres_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in _POSTGRES_SCHEMES:
+        raise ValueError("not a postgres URL")
+    # A unix-socket URL (postgresql://user@/db?host=/run/pg) has no netloc host but names one in the query.
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("no host")
+    if parts.port is None and parts.netloc.endswith(":"):
+        raise ValueError("empty port")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http URL")
+    return value
+
+
+def _key_list(value: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    if any(len(key) < 8 for key in keys):
+        raise ValueError("key too short")
+    return keys
+
+
+def _telegram_token(value: str) -> str:
+    bot_id, sep, secret = value.partition(":")
+    if not sep or not bot_id.isdigit() or len(secret) < 20:
+        raise ValueError("not a bot token")
+    return value

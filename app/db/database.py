@@ -1,0 +1,222 @@
+"""The asyncpg pool, connected in the background with capped, jittered backoff.
+
+Nothing here blocks startup: :meth:`Database.start` only creates a supervised
+task. Readiness is an event others can wait on; health is measured by a real
+query with a short timeout and cached for about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.backoff import Backoff
+from app.db.embedded import EmbeddedPostgres
+from app.db.migrations import MigrationError, apply_migrations
+from app.logs import get_logger
+from app.redaction import redact_text, redact_url
+
+log = get_logger(__name__)
+
+_PROBE_SQL = "SELECT 1"
+_PROBE_TIMEOUT_S = 1.0
+_PROBE_CACHE_S = 1.0
+_POOL_CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    """A measured status of one dependency, as /health/detailed shows it."""
+
+    status: str  # up | down | starting | disabled
+    latency_ms: float | None = None
+    last_error: str | None = None
+    checked_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of /health/detailed's components entries."""
+        return {"status": self.status, "latency_ms": self.latency_ms, "last_error": self.last_error}
+
+
+class Database:
+    """Owns the connection pool (and the embedded server when there is no DATABASE_URL)."""
+
+    def __init__(
+        self,
+        dsn: str | None,
+        *,
+        embedded: EmbeddedPostgres | None = None,
+        pool_max_size: int = 10,
+        connect_timeout: float = 5.0,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        if dsn is None and embedded is None:
+            raise ValueError("either a DSN or an embedded server is needed")
+        self._dsn = dsn
+        self.embedded = embedded
+        self._pool_max_size = pool_max_size
+        self._connect_timeout = connect_timeout
+        self.on_fatal = on_fatal
+        self.pool: asyncpg.Pool | None = None
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
+        self._health = ComponentHealth("starting")
+        self._probe: asyncio.Task[ComponentHealth] | None = None
+        self._on_ready: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def dsn(self) -> str | None:
+        """The DSN in use (known once connected when embedded)."""
+        return self._dsn
+
+    @property
+    def kind(self) -> str:
+        """``embedded`` or ``external``, for logs and health."""
+        return "embedded" if self.embedded is not None else "external"
+
+    def on_ready(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once the pool is connected and migrated."""
+        self._on_ready.append(callback)
+
+    def start(self) -> None:
+        """Begin connecting in the background; returns at once."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._connect_forever(), name="database.connect")
+
+    async def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until connected and migrated; False if ``timeout`` passed first."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _connect_forever(self) -> None:
+        backoff = Backoff(base=0.2, cap=5.0)
+        while True:
+            try:
+                await self._connect_once()
+            except asyncio.CancelledError:
+                raise
+            except MigrationError as exc:
+                self._last_error = str(exc)
+                self._health = ComponentHealth("down", last_error=self._last_error)
+                log.error("db.migration_failed", error=str(exc))
+                if self.on_fatal is not None:
+                    self.on_fatal(exc)
+                return
+            except Exception as exc:  # every failure to connect is retried
+                self._last_error = describe_error(exc)
+                self._health = ComponentHealth(
+                    "down", last_error=self._last_error, checked_at=time.monotonic()
+                )
+                delay = backoff.next_delay()
+                log.warning(
+                    "db.connect_failed",
+                    database=self.kind,
+                    error=self._last_error,
+                    attempt=backoff.attempts,
+                    retry_in_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._last_error = None
+            self.ready.set()
+            for callback in self._on_ready:
+                await callback()
+            return
+
+    async def _connect_once(self) -> None:
+        if self.embedded is not None:
+            self._dsn = await self.embedded.start()
+        assert self._dsn is not None
+        started = time.monotonic()
+        pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=self._pool_max_size,
+            timeout=self._connect_timeout,
+            command_timeout=30,
+            max_inactive_connection_lifetime=300,
+        )
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as conn:
+                await apply_migrations(conn)
+                server_version = conn.get_settings().server_version
+        except BaseException:
+            pool.terminate()
+            raise
+        self.pool = pool
+        latency_ms = round((time.monotonic() - started) * 1000, 1)
+        self._health = ComponentHealth("up", latency_ms=latency_ms, checked_at=time.monotonic())
+        log.info(
+            "db.connected",
+            database=self.kind,
+            url=redact_url(self._dsn),
+            server_version=server_version,
+            connect_ms=latency_ms,
+        )
+
+    async def health(self) -> ComponentHealth:
+        """A measured status: a real query with a short timeout, cached for about a second."""
+        cached = self._health
+        if cached.checked_at is not None and time.monotonic() - cached.checked_at < _PROBE_CACHE_S:
+            return cached
+        if self.pool is None:
+            # Not connected yet: the connect loop's own outcome is the measurement.
+            status = "starting" if self._last_error is None else "down"
+            return ComponentHealth(status, last_error=self._last_error)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.create_task(self._run_probe(self.pool), name="database.probe")
+        # shield: one caller giving up must not cancel the probe the others share.
+        return await asyncio.shield(self._probe)
+
+    async def _run_probe(self, pool: asyncpg.Pool) -> ComponentHealth:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                async with pool.acquire() as conn:
+                    await conn.fetchval(_PROBE_SQL)
+        except Exception as exc:
+            self._last_error = describe_error(exc)
+            health = ComponentHealth("down", last_error=self._last_error, checked_at=time.monotonic())
+        else:
+            latency_ms = round((time.monotonic() - started) * 1000, 2)
+            health = ComponentHealth(
+                "up", latency_ms=latency_ms, last_error=None, checked_at=time.monotonic()
+            )
+        if health.status != self._health.status:
+            log.info("db.health_changed", status=health.status, error=health.last_error)
+        self._health = health
+        return health
+
+    async def close(self) -> None:
+        """Stop connecting, close the pool (bounded), stop the embedded server."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            try:
+                await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT_S)
+            except (TimeoutError, Exception):
+                pool.terminate()
+        if self.embedded is not None:
+            await self.embedded.stop()
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, secret-free description of a connection error."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        text = "timed out"
+    return redact_text(f"{type(exc).__name__}: {text}")[:300]

@@ -1,0 +1,16 @@
+"""Prometheus metrics of the whole service, registered once on the default registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template, method and status.",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_UNHANDLED_ERRORS = Counter(
+    "http_unhandled_errors_total", "Requests that ended in an unexpected exception.", ["route"]
+)
+DATABASE_UP = Gauge("database_up", "1 when the last database health probe succeeded.")

@@ -1,0 +1,120 @@
+"""The aiohttp application: routes, startup order and shutdown.
+
+Startup order is the point of this module: the port is bound before anything
+slow happens; the database connects in the background afterwards. Shutdown
+runs in the reverse order and is bounded by a watchdog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from app.config import Settings
+from app.db.database import Database
+from app.db.embedded import EmbeddedPostgres
+from app.logs import get_logger
+from app.redaction import redact_url
+from app.runtime import Runtime
+from app.web import health, prometheus
+from app.web.keys import RUNTIME
+from app.web.middleware import request_context
+
+log = get_logger(__name__)
+
+CLIENT_MAX_SIZE = 1024**2
+# Render gives 30 s between SIGTERM and SIGKILL; we promise to be gone within 10 s.
+_EXIT_DEADLINE_S = 9.5
+
+
+def make_database(settings: Settings) -> Database:
+    """The external database named by DATABASE_URL, or an embedded one under DATA_DIR."""
+    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
+    return Database(
+        settings.database_url,
+        embedded=embedded,
+        pool_max_size=settings.db_pool_max_size,
+        connect_timeout=settings.db_connect_timeout_s,
+    )
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Create the application with every route; call inside a running event loop."""
+    app = web.Application(middlewares=[request_context], client_max_size=CLIENT_MAX_SIZE)
+    app[RUNTIME] = Runtime(settings=settings, database=make_database(settings))
+    app.add_routes(health.routes)
+    app.add_routes(prometheus.routes)
+    app.cleanup_ctx.append(_database_ctx)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    database = runtime.database
+    if database.embedded is not None:
+        log.info("db.using", database="embedded", pgdata=str(database.embedded.pgdata))
+    else:
+        log.info("db.using", database="external", url=redact_url(database.dsn or ""))
+    database.start()  # returns at once; connecting happens in the background
+    yield
+    await database.close()
+
+
+async def serve(settings: Settings) -> int:
+    """Run the service until SIGTERM/SIGINT or a fatal error; return the exit code."""
+    loop = asyncio.get_running_loop()
+    app = build_app(settings)
+    runtime = app[RUNTIME]
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("server.bind_failed", host=settings.host, port=settings.port, error=str(exc))
+        await runner.cleanup()
+        return 1
+    log.info(
+        "server.listening",
+        host=settings.host,
+        port=settings.port,
+        instance=runtime.instance,
+        version=runtime.version,
+        pid=os.getpid(),
+    )
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, stop, signum)
+    stop_waiter = asyncio.create_task(stop.wait(), name="server.wait_stop")
+    await asyncio.wait({stop_waiter, runtime.fatal}, return_when=asyncio.FIRST_COMPLETED)
+    stop_waiter.cancel()
+
+    exit_code = 0
+    if runtime.fatal.done():
+        exit_code = 1
+        log.error("server.fatal", error=str(runtime.fatal.result()))
+    # A last resort: whatever hangs during shutdown, the process is gone before the deadline.
+    watchdog = loop.call_later(_EXIT_DEADLINE_S, _force_exit)
+    log.info("server.stopping", exit_code=exit_code)
+    await runner.cleanup()
+    watchdog.cancel()
+    log.info("server.stopped", exit_code=exit_code)
+    return exit_code
+
+
+def _on_signal(stop: asyncio.Event, signum: int) -> None:
+    if stop.is_set():
+        log.warning("server.signal_again", signal=signal.Signals(signum).name)
+        return
+    log.info("server.signal", signal=signal.Signals(signum).name)
+    stop.set()
+
+
+def _force_exit() -> None:
+    log.error("server.shutdown_overran", deadline_s=_EXIT_DEADLINE_S)
+    os._exit(1)

@@ -1,0 +1,48 @@
+"""Health endpoints: /health never waits on anything; /health/detailed measures."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from app.metrics import DATABASE_UP
+from app.web.keys import RUNTIME
+
+routes = web.RouteTableDef()
+
+_DISABLED = {"status": "disabled", "last_error": None}
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """200 at once, in every role: Render's check must never wait on the database."""
+    runtime = request.app[RUNTIME]
+    return web.json_response(
+        {"status": "ok", "role": runtime.role, "instance": runtime.instance, "version": runtime.version}
+    )
+
+
+@routes.get("/health/detailed")
+async def health_detailed(request: web.Request) -> web.Response:
+    """Every dependency's measured status; 200 even when some are down."""
+    runtime = request.app[RUNTIME]
+    database = await runtime.database.health()
+    DATABASE_UP.set(1 if database.status == "up" else 0)
+    components = {
+        "database": {**database.as_dict(), "kind": runtime.database.kind},
+        "kie": dict(_DISABLED),
+        "storage": dict(_DISABLED),
+        "telegram": dict(_DISABLED),
+    }
+    return web.json_response(
+        {
+            "status": "ok" if database.status == "up" else "degraded",
+            "role": runtime.role,
+            "instance": runtime.instance,
+            "version": runtime.version,
+            "uptime_s": round(time.time() - runtime.started_at, 1),
+            "leader": {"epoch": None, "since": None},
+            "components": components,
+        }
+    )

@@ -1,0 +1,81 @@
+"""Middleware every request passes through: request id, JSON errors, metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from app.logs import get_logger
+from app.metrics import HTTP_REQUEST_SECONDS, HTTP_UNHANDLED_ERRORS
+from app.web.errors import json_error
+
+log = get_logger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = web.RequestKey("request_id", str)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ERROR_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+}
+
+
+def _route_of(request: web.Request) -> str:
+    """The route template (``/api/v1/generations/{id}``), never the raw path, to bound label cardinality."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id, turn every error into JSON, and time it."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    route = _route_of(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = _http_exception_as_json(exc)
+    except Exception:
+        HTTP_UNHANDLED_ERRORS.labels(route=route).inc()
+        log.exception("http.unhandled_error", route=route, method=request.method, request_id=request_id)
+        response = json_error(500, "internal", "internal server error", request_id=request_id)
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    HTTP_REQUEST_SECONDS.labels(route=route, method=request.method, status=str(response.status)).observe(
+        time.perf_counter() - started
+    )
+    return response
+
+
+def _http_exception_as_json(exc: web.HTTPException) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc  # redirects and the like pass through as they are
+    if exc.content_type == "application/json":
+        return exc  # already a JSON error built by a handler
+    message = exc.reason
+    if exc.status == 405 and isinstance(exc, web.HTTPMethodNotAllowed):
+        message = (
+            f"method {exc.method} is not allowed here; allowed: {', '.join(sorted(exc.allowed_methods))}"
+        )
+    elif exc.status == 413:
+        message = "request body is too large"
+    headers = {
+        k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "www-authenticate")
+    }
+    return json_error(exc.status, _ERROR_NAMES.get(exc.status, "http_error"), message, headers=headers)
