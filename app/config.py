@@ -8,6 +8,7 @@ it into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     telegram_bot_token: str | None = field(default=None, repr=False)
     instance_id: str = "local"
+    leader_lock_name: str = "kie-gateway"
+    leader_lease_s: float = 5.0
     log_level: str = "INFO"
     log_format: str = "auto"
     shutdown_timeout_s: float = 5.0
@@ -102,6 +105,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         _non_empty,
         "a non-empty name",
     )
+    leader_lock_name = reader.get(
+        "LEADER_LOCK_NAME", "kie-gateway", _lock_name, "1-100 letters, digits, '-', '_' or '.'"
+    )
+    leader_lease_s = reader.get("LEADER_LEASE_S", "5", _float_in_range(2.0, 60.0), "seconds from 2 to 60")
     log_level = reader.get(
         "LOG_LEVEL", "INFO", _choice(_LOG_LEVELS, upper=True), "one of " + ", ".join(_LOG_LEVELS)
     )
@@ -126,6 +133,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_keys=api_keys,
         telegram_bot_token=telegram_bot_token,
         instance_id=instance_id,
+        leader_lock_name=leader_lock_name,
+        leader_lease_s=leader_lease_s,
         log_level=log_level,
         log_format=log_format,
         shutdown_timeout_s=shutdown_timeout_s,
@@ -253,6 +262,12 @@ def _key_list(value: str) -> tuple[str, ...]:
     if any(len(key) < 8 for key in keys):
         raise ValueError("key too short")
     return keys
+
+
+def _lock_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value):
+        raise ValueError("bad lock name")
+    return value
 
 
 def _telegram_token(value: str) -> str:

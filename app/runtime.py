@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from app import __version__
 from app.config import Settings
 from app.db.database import Database
+from app.leader import Leader
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Runtime:
 
     settings: Settings
     database: Database
+    leader: Leader
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     # Set when a background part fails in a way the process cannot recover from.
@@ -34,8 +36,8 @@ class Runtime:
 
     @property
     def role(self) -> str:
-        """``starting`` until the database is ready, then ``passive``."""
-        return "passive" if self.database.ready.is_set() else "starting"
+        """``starting`` (no database yet), ``passive`` or ``active``."""
+        return self.leader.role
 
     def fail(self, exc: BaseException) -> None:
         """Ask the process to stop with an error: a background part cannot go on."""

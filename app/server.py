@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from app.config import Settings
 from app.db.database import Database
 from app.db.embedded import EmbeddedPostgres
+from app.leader import Leader
 from app.logs import get_logger
 from app.redaction import redact_url
 from app.runtime import Runtime
@@ -42,13 +43,36 @@ def make_database(settings: Settings) -> Database:
     )
 
 
+def make_leader(settings: Settings, database: Database) -> Leader:
+    """The election on a dedicated connection: LOCK_DATABASE_URL, else the database's own DSN."""
+
+    async def lock_dsn() -> str:
+        # The leadership table must exist before anyone can lead: wait for the migrations.
+        while not await database.wait_ready(timeout=30):
+            log.info("leader.waiting_for_database")
+        dsn = settings.lock_database_url or database.dsn
+        assert dsn is not None
+        return dsn
+
+    return Leader(
+        name=settings.leader_lock_name,
+        instance=settings.instance_id,
+        dsn_provider=lock_dsn,
+        pool_getter=lambda: database.pool,
+        lease_s=settings.leader_lease_s,
+        connect_timeout=settings.db_connect_timeout_s,
+    )
+
+
 def build_app(settings: Settings) -> web.Application:
     """Create the application with every route; call inside a running event loop."""
     app = web.Application(middlewares=[request_context], client_max_size=CLIENT_MAX_SIZE)
-    app[RUNTIME] = Runtime(settings=settings, database=make_database(settings))
+    database = make_database(settings)
+    app[RUNTIME] = Runtime(settings=settings, database=database, leader=make_leader(settings, database))
     app.add_routes(health.routes)
     app.add_routes(prometheus.routes)
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_leader_ctx)
     return app
 
 
@@ -64,10 +88,22 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await database.close()
 
 
-async def serve(settings: Settings) -> int:
-    """Run the service until SIGTERM/SIGINT or a fatal error; return the exit code."""
+async def _leader_ctx(app: web.Application) -> AsyncIterator[None]:
+    leader = app[RUNTIME].leader
+    leader.start()  # returns at once; the election runs in the background
+    yield
+    await leader.release()  # idempotent: serve() already released it before draining
+
+
+async def serve(settings: Settings, configure: Callable[[web.Application], None] | None = None) -> int:
+    """Run the service until SIGTERM/SIGINT or a fatal error; return the exit code.
+
+    ``configure`` may add routes or singleton work to the app before it starts.
+    """
     loop = asyncio.get_running_loop()
     app = build_app(settings)
+    if configure is not None:
+        configure(app)
     runtime = app[RUNTIME]
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
     await runner.setup()
@@ -101,6 +137,8 @@ async def serve(settings: Settings) -> int:
     # A last resort: whatever hangs during shutdown, the process is gone before the deadline.
     watchdog = loop.call_later(_EXIT_DEADLINE_S, _force_exit)
     log.info("server.stopping", exit_code=exit_code)
+    # Hand leadership over first, so a peer takes over while we drain our requests.
+    await runtime.leader.release()
     await runner.cleanup()
     watchdog.cancel()
     log.info("server.stopped", exit_code=exit_code)

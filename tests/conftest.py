@@ -6,11 +6,13 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from app.db.embedded import EmbeddedPostgres
 from app.logs import configure_logging
 from tests.support.databases import FAST_SETTINGS, TestServer, run
+from tests.support.service import ServiceProcess
 
 configure_logging("INFO", "text")
 
@@ -58,3 +60,19 @@ async def empty_database_url(pg_server: TestServer) -> AsyncIterator[str]:
         yield dsn
     finally:
         await pg_server.drop_database(dsn)
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    """Service processes a test started; each is stopped afterwards whatever happened."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for talking to service processes."""
+    async with aiohttp.ClientSession() as client:
+        yield client

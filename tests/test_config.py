@@ -67,6 +67,8 @@ def test_unix_socket_database_url_is_accepted() -> None:
         ({"PUBLIC_BASE_URL": "example.com"}, "PUBLIC_BASE_URL", "'example.com'", "an http(s) URL"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL", "'loud'", "one of DEBUG"),
         ({"SHUTDOWN_TIMEOUT_S": "nan"}, "SHUTDOWN_TIMEOUT_S", "'nan'", "seconds from"),
+        ({"LEADER_LOCK_NAME": "has spaces"}, "LEADER_LOCK_NAME", "'has spaces'", "letters, digits"),
+        ({"LEADER_LEASE_S": "1"}, "LEADER_LEASE_S", "'1'", "seconds from 2 to 60"),
     ],
 )
 def test_bad_values_name_variable_value_and_expectation(

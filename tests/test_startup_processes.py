@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,21 +14,6 @@ import psutil
 import pytest
 
 from tests.support.service import ServiceProcess
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    """Started processes, stopped after the test whatever happens."""
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 @pytest.fixture
@@ -99,6 +84,10 @@ async def test_health_answers_within_a_second_while_the_database_is_silent(
     assert status == 200 and body["status"] == "ok"
     assert "pw-very-secret" not in service.log_text()
     assert "pw-very-secret" not in str(detailed)
+
+    # Ctrl-C ends it cleanly even while the database never answered.
+    service.send(signal.SIGINT)
+    assert service.wait(10) == 0
 
 
 async def test_zero_config_run_starts_embedded_postgres_and_sigterm_leaves_nothing(

@@ -28,7 +28,9 @@ def free_port() -> int:
 class ServiceProcess:
     """One service process with its own port and a log file the test can read."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, module: str | None = None) -> None:
+        # Either the real entry point or a test module that adds singleton work to it.
+        self.command = [sys.executable, "-m", module] if module else [sys.executable, "main_render.py"]
         self.port = int(env.get("PORT") or free_port())
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES},
@@ -52,7 +54,7 @@ class ServiceProcess:
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "main_render.py"],
+            self.command,
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -98,6 +100,22 @@ class ServiceProcess:
             except ValueError:
                 continue
         return events
+
+    def events_named(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log lines whose event is ``name``."""
+        return [event for event in self.log_events() if event.get("event") == name]
+
+    async def role(self, session: aiohttp.ClientSession) -> str | None:
+        """The role /health reports, or None when the process does not answer."""
+        try:
+            status, body = await self.get_json(session, "/health", timeout=1.0)
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        return body.get("role") if status == 200 else None
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process is not None and self.process.poll() is None
 
     def log_text(self) -> str:
         """The raw log, for assertion messages."""

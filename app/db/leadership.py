@@ -1,0 +1,73 @@
+"""SQL for the leadership table and the epoch fence that guards singleton writes.
+
+The epoch is bumped on every acquisition. A fenced write runs in a transaction
+that first takes the leadership row ``FOR SHARE`` and checks the epoch: a bump
+(an UPDATE of that row) waits for every fenced write in flight and every later
+fenced write of an older epoch is rejected, so writes of an older epoch can
+never commit after the newer leader's first write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+_BUMP = """
+INSERT INTO leadership (name, epoch, holder, acquired_at)
+VALUES ($1, 1, $2, now())
+ON CONFLICT (name) DO UPDATE
+    SET epoch = leadership.epoch + 1, holder = EXCLUDED.holder, acquired_at = EXCLUDED.acquired_at
+RETURNING epoch, acquired_at
+"""
+_READ = "SELECT epoch, holder, acquired_at FROM leadership WHERE name = $1"
+_FENCE = "SELECT epoch FROM leadership WHERE name = $1 FOR SHARE"
+
+
+class StaleEpochError(RuntimeError):
+    """A singleton write was attempted under an epoch that is no longer current."""
+
+    def __init__(self, name: str, epoch: int, current: int | None) -> None:
+        self.epoch = epoch
+        self.current = current
+        super().__init__(f"leadership {name!r}: epoch {epoch} is stale (current {current})")
+
+
+@dataclass(frozen=True)
+class LeadershipRecord:
+    """The current holder of a leadership name."""
+
+    epoch: int
+    holder: str | None
+    acquired_at: datetime | None
+
+
+async def bump_epoch(conn: asyncpg.Connection, name: str, holder: str) -> tuple[int, datetime]:
+    """Record a new term for ``name`` held by ``holder``; return its epoch and start time."""
+    row = await conn.fetchrow(_BUMP, name, holder)
+    assert row is not None
+    return int(row["epoch"]), row["acquired_at"]
+
+
+async def read_leadership(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> LeadershipRecord | None:
+    """The current term of ``name``, or None if no one ever led."""
+    row = await conn.fetchrow(_READ, name)
+    if row is None:
+        return None
+    return LeadershipRecord(int(row["epoch"]), row["holder"], row["acquired_at"])
+
+
+@contextlib.asynccontextmanager
+async def fenced_transaction(pool: asyncpg.Pool, name: str, epoch: int) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction in which writes happen only while ``epoch`` is the current one.
+
+    Raises :class:`StaleEpochError` (and writes nothing) when a newer term exists.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        current = await conn.fetchval(_FENCE, name)
+        if current != epoch:
+            raise StaleEpochError(name, epoch, current)
+        yield conn
