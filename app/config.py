@@ -50,6 +50,8 @@ class Settings:
     kie_base_url: str = DEFAULT_KIE_BASE_URL
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     telegram_bot_token: str | None = field(default=None, repr=False)
+    kie_callback_secret: str | None = field(default=None, repr=False)
+    kie_webhook_hmac_key: str | None = field(default=None, repr=False)
     instance_id: str = "local"
     leader_lock_name: str = "kie-gateway"
     leader_lease_s: float = 5.0
@@ -99,6 +101,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     telegram_bot_token = reader.optional(
         "TELEGRAM_BOT_TOKEN", _telegram_token, "a bot token of the form 123456:ABC...", secret=True
     )
+    kie_callback_secret = reader.optional(
+        "KIE_CALLBACK_SECRET", _min_length(16), "at least 16 characters", secret=True
+    )
+    kie_webhook_hmac_key = reader.optional("KIE_WEBHOOK_HMAC_KEY", _non_empty, "a non-empty key", secret=True)
     instance_id = reader.get(
         "INSTANCE_ID",
         env.get("RENDER_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
@@ -132,6 +138,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kie_base_url=kie_base_url.rstrip("/"),
         api_keys=api_keys,
         telegram_bot_token=telegram_bot_token,
+        kie_callback_secret=kie_callback_secret,
+        kie_webhook_hmac_key=kie_webhook_hmac_key,
         instance_id=instance_id,
         leader_lock_name=leader_lock_name,
         leader_lease_s=leader_lease_s,
@@ -206,6 +214,15 @@ def _non_empty(value: str) -> str:
     if not value:
         raise ValueError("empty")
     return value
+
+
+def _min_length(length: int) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if len(value) < length:
+            raise ValueError("too short")
+        return value
+
+    return parse
 
 
 def _int_in_range(low: int, high: int) -> Callable[[str], int]:

@@ -63,11 +63,16 @@ def safe_fields(record: logging.LogRecord) -> dict[str, Any]:
     for key, value in fields.items():
         if is_secret_key(key):
             clean[key] = MASK
-        elif isinstance(value, str):
+        elif isinstance(value, str) and _may_hold_secret(value):
             clean[key] = redact_text(value)
         else:
             clean[key] = value
     return clean
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Cheap pre-check: only text with a URL or a bot token needs the redaction regexes."""
+    return "://" in text or "bot" in text
 
 
 def _event_of(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
@@ -112,6 +117,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Send every log line to stderr in JSON (production) or text (a terminal)."""
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
+    # The optimisations the logging docs list: our lines carry no caller, thread or process
+    # fields, so the stdlib need not look them up for every record.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
     root = logging.getLogger()

@@ -22,3 +22,21 @@ LEADER_EPOCH = Gauge("leader_epoch", "The epoch of the term this instance holds 
 LEADER_TRANSITIONS = Counter(
     "leader_transitions_total", "Role changes of this instance.", ["from_role", "to_role"]
 )
+
+KIE_CALLBACKS = Counter(
+    "kie_callbacks_total",
+    "KIE callbacks received, by how they were verified and where they were stored.",
+    ["verified", "outcome"],
+)
+KIE_CALLBACK_STRATEGY = Counter(
+    "kie_callback_parse_strategy_total", "Which parser strategy found the task id.", ["strategy"]
+)
+KIE_CALLBACK_ACK_SECONDS = Histogram(
+    "kie_callback_ack_seconds",
+    "Time from receiving a callback to acknowledging it (stored durably).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+KIE_CALLBACK_APPLY = Counter("kie_callback_apply_total", "What applying a stored callback did.", ["outcome"])
+KIE_CALLBACK_ORPHANS = Gauge(
+    "kie_callback_orphans", "Callbacks waiting for a task id we have not recorded yet."
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,6 +16,7 @@ _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*)
 _BOT_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]{20,}")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True when a field, header or parameter named ``key`` may hold a secret."""
     return bool(_SECRET_KEY.search(key))

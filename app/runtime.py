@@ -10,6 +10,8 @@ from app import __version__
 from app.config import Settings
 from app.db.database import Database
 from app.leader import Leader
+from app.services.callback_intake import CallbackIntake
+from app.services.storage_probe import StorageProbe
 
 
 @dataclass
@@ -19,6 +21,8 @@ class Runtime:
     settings: Settings
     database: Database
     leader: Leader
+    callbacks: CallbackIntake
+    storage: StorageProbe
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     # Set when a background part fails in a way the process cannot recover from.

@@ -69,6 +69,7 @@ def test_unix_socket_database_url_is_accepted() -> None:
         ({"SHUTDOWN_TIMEOUT_S": "nan"}, "SHUTDOWN_TIMEOUT_S", "'nan'", "seconds from"),
         ({"LEADER_LOCK_NAME": "has spaces"}, "LEADER_LOCK_NAME", "'has spaces'", "letters, digits"),
         ({"LEADER_LEASE_S": "1"}, "LEADER_LEASE_S", "'1'", "seconds from 2 to 60"),
+        ({"KIE_CALLBACK_SECRET": "short"}, "KIE_CALLBACK_SECRET", "<redacted>", "at least 16 characters"),
     ],
 )
 def test_bad_values_name_variable_value_and_expectation(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -18,8 +19,12 @@ ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def app(database_url: str) -> web.Application:
-    app = build_app(load_settings({"DATABASE_URL": database_url, "INSTANCE_ID": "test-1"}))
+async def app(database_url: str, tmp_path: Path) -> web.Application:
+    app = build_app(
+        load_settings(
+            {"DATABASE_URL": database_url, "INSTANCE_ID": "test-1", "DATA_DIR": str(tmp_path / "data")}
+        )
+    )
 
     # Test-only routes, to reach the middleware's handling of bodies and crashes.
     async def echo(request: web.Request) -> web.Response:
@@ -58,8 +63,11 @@ async def test_health_detailed_measures_the_database(client: TestClient) -> None
     assert database["status"] == "up"
     assert isinstance(database["latency_ms"], int | float) and database["latency_ms"] >= 0
     assert database["last_error"] is None
-    for name in ("kie", "storage", "telegram"):
+    storage = body["components"]["storage"]
+    assert storage["status"] == "up" and storage["latency_ms"] >= 0, "DATA_DIR is writable, and measured"
+    for name in ("kie", "telegram"):
         assert body["components"][name]["status"] in ("up", "down", "starting", "disabled")
+    assert body["callbacks"]["mode"] in ("direct", "spool")
     assert body["role"] and body["instance"] == "test-1"
     assert set(body["leader"]) >= {"epoch", "since"}
 
@@ -137,3 +145,15 @@ async def test_metrics_parse_and_label_requests_by_route_template(client: TestCl
     # The raw path of an unmatched request never becomes a label value.
     assert all("/no/such/thing/42" not in label.get("route", "") for label in labels)
     assert any(label.get("route") == "unmatched" and label.get("status") == "404" for label in labels)
+
+
+async def test_storage_is_reported_down_when_data_dir_is_not_writable(
+    database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where DATA_DIR should be")
+    app = build_app(load_settings({"DATABASE_URL": database_url, "DATA_DIR": str(blocker)}))
+    client = await aiohttp_client(app)
+    body = await (await client.get("/health/detailed")).json()
+    assert body["components"]["storage"]["status"] == "down"
+    assert body["components"]["storage"]["last_error"]

@@ -29,12 +29,14 @@ async def health_detailed(request: web.Request) -> web.Response:
     """Every dependency's measured status; 200 even when some are down."""
     runtime = request.app[RUNTIME]
     # Measured side by side: each is bounded, and the page must stay well inside a 5 s check.
-    database, leader = await asyncio.gather(runtime.database.health(), runtime.leader.describe())
+    database, leader, storage = await asyncio.gather(
+        runtime.database.health(), runtime.leader.describe(), runtime.storage.health()
+    )
     DATABASE_UP.set(1 if database.status == "up" else 0)
     components = {
         "database": {**database.as_dict(), "kind": runtime.database.kind},
         "kie": dict(_DISABLED),
-        "storage": dict(_DISABLED),
+        "storage": storage,
         "telegram": dict(_DISABLED),
     }
     return web.json_response(
@@ -46,5 +48,10 @@ async def health_detailed(request: web.Request) -> web.Response:
             "uptime_s": round(time.time() - runtime.started_at, 1),
             "leader": leader,
             "components": components,
+            "callbacks": {
+                "mode": "direct" if runtime.callbacks.healthy else "spool",
+                "spool_pending": runtime.callbacks.spool_pending,
+                "last_error": runtime.callbacks.last_error,
+            },
         }
     )

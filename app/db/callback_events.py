@@ -1,0 +1,178 @@
+"""SQL of the ``callback_events`` inbox.
+
+A callback is stored before it is acknowledged and applied afterwards; each row
+says what applying it did (``outcome``) and when (``applied_at``). Orphans, for
+task ids we do not know yet, keep ``applied_at`` empty until their task id is
+recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from app.db.jsonb import to_jsonb
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One callback, ready to be stored."""
+
+    intake_id: str
+    received_at: datetime
+    path: str
+    content_type: str | None
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: str
+    body_size: int
+    body_truncated: bool
+    task_id: str | None
+    strategy: str
+    verification: str
+    verification_detail: str | None
+    gid: str | None
+    parsed: dict[str, Any]
+    spooled: bool
+
+
+# The batch travels as one JSON array: one parameter to encode instead of sixteen arrays,
+# and PostgreSQL, on its own core, does the unpacking.
+_INSERT_BATCH = """
+INSERT INTO callback_events (
+    intake_id, received_at, path, content_type, query, headers, body, body_size, body_truncated,
+    task_id, strategy, verification, verification_detail, gid, parsed, spooled)
+SELECT intake_id, received_at, path, content_type, query, headers, body, body_size, body_truncated,
+       task_id, strategy, verification, verification_detail, gid, parsed, spooled
+FROM json_to_recordset($1::text::json) AS t(
+    intake_id text, received_at timestamptz, path text, content_type text, query jsonb, headers jsonb,
+    body text, body_size int, body_truncated bool, task_id text, strategy text, verification text,
+    verification_detail text, gid text, parsed jsonb, spooled bool)
+ON CONFLICT (intake_id) DO NOTHING
+RETURNING id, intake_id
+"""
+
+_SKIP_COMMIT_FLUSH = "SET LOCAL synchronous_commit TO off"
+
+_LOCK_UNAPPLIED_MANY = """
+SELECT id, task_id, verification, verification_detail, gid, parsed
+FROM callback_events WHERE id = ANY($1::bigint[]) AND applied_at IS NULL
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+
+_FINISH_MANY = """
+UPDATE callback_events AS e
+SET outcome = f.outcome, generation_id = f.generation_id, verification = f.verification,
+    verification_detail = COALESCE(f.detail, e.verification_detail),
+    applied_at = CASE WHEN f.applied THEN now() ELSE NULL END
+FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bool[])
+    AS f(id, outcome, generation_id, verification, detail, applied)
+WHERE e.id = f.id
+"""
+
+_ORPHANS_OF_TASK = """
+SELECT id FROM callback_events
+WHERE task_id = $1 AND generation_id IS NULL AND applied_at IS NULL
+ORDER BY id
+"""
+
+_UNAPPLIED = """
+SELECT id FROM callback_events
+WHERE applied_at IS NULL AND outcome IS NULL AND received_at < now() - make_interval(secs => $1)
+ORDER BY id LIMIT $2
+"""
+
+_ADOPTABLE_ORPHANS = """
+SELECT e.id FROM callback_events e JOIN generations g ON g.task_id = e.task_id
+WHERE e.generation_id IS NULL AND e.applied_at IS NULL AND e.task_id IS NOT NULL
+ORDER BY e.id LIMIT $1
+"""
+
+_EXPIRE_ORPHANS = """
+UPDATE callback_events SET outcome = 'orphan_expired', applied_at = now()
+WHERE generation_id IS NULL AND applied_at IS NULL AND outcome = 'orphan'
+  AND received_at < now() - make_interval(secs => $1)
+"""
+
+_COUNT_ORPHANS = """
+SELECT count(*) FROM callback_events
+WHERE generation_id IS NULL AND applied_at IS NULL AND outcome = 'orphan'
+"""
+
+
+async def insert_batch(conn: asyncpg.Connection | asyncpg.Pool, rows: list[InboxRow]) -> dict[str, int]:
+    """Store callbacks in one statement; return ``{intake_id: event id}`` of the rows that were new.
+
+    A row whose intake id is already stored (a spool replay after a partial outage) is skipped.
+    """
+    payload = to_jsonb(rows)  # orjson serialises the dataclasses and datetimes itself
+    records = await conn.fetch(_INSERT_BATCH, payload)
+    return {record["intake_id"]: record["id"] for record in records}
+
+
+async def skip_commit_flush(conn: asyncpg.Connection) -> None:
+    """Let this transaction commit without waiting for its WAL flush (only for redoable work)."""
+    await conn.execute(_SKIP_COMMIT_FLUSH)
+
+
+async def lock_unapplied_many(conn: asyncpg.Connection, event_ids: list[int]) -> list[asyncpg.Record]:
+    """The events among ``event_ids`` nobody has applied or is applying, locked, oldest first."""
+    return list(await conn.fetch(_LOCK_UNAPPLIED_MANY, event_ids))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What applying one event did."""
+
+    event_id: int
+    outcome: str
+    generation_id: uuid.UUID | None
+    verification: str
+    detail: str | None
+    applied: bool
+
+
+async def finish_many(conn: asyncpg.Connection, results: list[Finished]) -> None:
+    """Record the outcome of many events in one statement; ``applied=False`` keeps an orphan waiting."""
+    if not results:
+        return
+    await conn.execute(
+        _FINISH_MANY,
+        [r.event_id for r in results],
+        [r.outcome for r in results],
+        [r.generation_id for r in results],
+        [r.verification for r in results],
+        [r.detail for r in results],
+        [r.applied for r in results],
+    )
+
+
+async def orphans_of_task(conn: asyncpg.Connection, task_id: str) -> list[int]:
+    """Ids of the orphan events waiting for ``task_id``."""
+    return [record["id"] for record in await conn.fetch(_ORPHANS_OF_TASK, task_id)]
+
+
+async def unapplied(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float, limit: int) -> list[int]:
+    """Events stored but never applied (the process died in between)."""
+    return [record["id"] for record in await conn.fetch(_UNAPPLIED, older_than_s, limit)]
+
+
+async def adoptable_orphans(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[int]:
+    """Orphans whose task id has since been recorded on a generation."""
+    return [record["id"] for record in await conn.fetch(_ADOPTABLE_ORPHANS, limit)]
+
+
+async def expire_orphans(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float) -> int:
+    """Give up on orphans nobody claimed for ``older_than_s``; return how many."""
+    status = await conn.execute(_EXPIRE_ORPHANS, older_than_s)
+    return int(status.split()[-1])
+
+
+async def count_orphans(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """How many orphans are waiting for their task id."""
+    return int(await conn.fetchval(_COUNT_ORPHANS))

@@ -1,0 +1,468 @@
+"""Callback intake: parse, verify, store durably, acknowledge, then apply.
+
+The order is the guarantee. A callback is stored (in the inbox table, or in the
+on-disk spool when the database is unreachable) before the 200 goes out; it is
+applied afterwards, in its own transaction, through the single guarded state
+move in ``app.db.generations``. Nothing here ever makes the HTTP answer
+anything but 200.
+
+An unverified callback (no valid URL token, no valid KIE signature) never moves
+a generation by itself: it only makes the generation due for an immediate
+status check, so a forged callback cannot fake a result or a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from prometheus_client import Counter
+
+from app.backoff import Backoff
+from app.db import callback_events as inbox
+from app.db.batching import GroupCommitter, Resolve
+from app.db.database import Database, describe_error
+from app.db.generations import (
+    TERMINAL_STATES,
+    Transition,
+    apply_transition,
+    lock_by_task_ids,
+    lock_tasks,
+    mark_due_many,
+    record_task_id,
+    touch_callbacks,
+)
+from app.db.settings_store import get_or_create
+from app.kie.callbacks import ParsedCallback, parse_callback
+from app.logs import get_logger
+from app.metrics import (
+    KIE_CALLBACK_APPLY,
+    KIE_CALLBACK_ORPHANS,
+    KIE_CALLBACK_STRATEGY,
+    KIE_CALLBACKS,
+)
+from app.redaction import MASK, is_secret_key
+from app.services.callback_auth import VERIFIED, verify
+from app.services.callback_spool import CallbackSpool
+from app.supervision import supervise
+
+log = get_logger(__name__)
+
+STORED_BODY_LIMIT = 64 * 1024
+_PREVIEW_CHARS = 200
+_STORE_TIMEOUT_S = 2.0
+_SWEEP_INTERVAL_S = 5.0
+_APPLY_BATCH = 500
+_APPLY_BACKLOG = 20_000
+_UNAPPLIED_GRACE_S = 5.0
+_ORPHAN_TTL_S = 24 * 3600.0
+_SECRET_KEY = "kie_callback_secret"  # noqa: S105 - the settings key, not the secret
+_STORED_HEADERS = (
+    "content-type",
+    "content-length",
+    "user-agent",
+    "x-webhook-timestamp",
+    "x-task-id",
+    "x-request-id",
+    "x-forwarded-for",
+)
+
+
+@dataclass(frozen=True)
+class RawCallback:
+    """A callback exactly as received, before any interpretation."""
+
+    intake_id: str
+    received_at: float
+    path: str
+    content_type: str | None
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    body_size: int
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        path: str,
+        content_type: str | None,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        body_size: int,
+    ) -> RawCallback:
+        """A freshly received callback with a new unique intake id."""
+        return cls(uuid.uuid4().hex, time.time(), path, content_type, query, headers, body, body_size)
+
+    def to_spool(self) -> dict[str, Any]:
+        """The JSON record written to the spool (the body base64-encoded, as bytes may be anything)."""
+        return {
+            "intake_id": self.intake_id,
+            "received_at": self.received_at,
+            "path": self.path,
+            "content_type": self.content_type,
+            "query": self.query,
+            "headers": self.headers,
+            "body_b64": base64.b64encode(self.body).decode(),
+            "body_size": self.body_size,
+        }
+
+    @classmethod
+    def from_spool(cls, record: dict[str, Any]) -> RawCallback:
+        """Rebuild a callback from its spool record."""
+        return cls(
+            intake_id=str(record["intake_id"]),
+            received_at=float(record["received_at"]),
+            path=str(record.get("path") or "/callbacks/kie"),
+            content_type=record.get("content_type"),
+            query={str(k): str(v) for k, v in (record.get("query") or {}).items()},
+            headers={str(k): str(v) for k, v in (record.get("headers") or {}).items()},
+            body=base64.b64decode(record.get("body_b64") or ""),
+            body_size=int(record.get("body_size") or 0),
+        )
+
+
+class CallbackIntake:
+    """Receives every KIE callback on every instance."""
+
+    def __init__(
+        self,
+        database: Database,
+        spool: CallbackSpool,
+        *,
+        configured_secret: str | None,
+        hmac_key: str | None,
+    ) -> None:
+        self._database = database
+        self._spool = spool
+        self._hmac_key = hmac_key
+        self.secret: str | None = configured_secret
+        self._writer: GroupCommitter[inbox.InboxRow, int | None] = GroupCommitter(
+            "callback_inbox", self._write
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._to_apply: list[int] = []
+        self._apply_wake = asyncio.Event()
+        self._healthy = False  # the database took our last write; False sends callbacks to the spool
+        self.last_error: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background parts; storing waits until the database is ready."""
+        self._tasks.append(
+            asyncio.create_task(supervise("callbacks.maintenance", self._maintain), name="cb.maint")
+        )
+        self._tasks.append(
+            asyncio.create_task(supervise("callbacks.apply", self._apply_loop), name="cb.apply")
+        )
+
+    async def stop(self) -> None:
+        """Stop background work; callbacks still arriving go to the spool."""
+        self._healthy = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._writer.stop()
+
+    @property
+    def spool_pending(self) -> bool:
+        """True while callbacks wait on disk for the database."""
+        return self._spool.has_pending()
+
+    @property
+    def healthy(self) -> bool:
+        """True while callbacks go straight to the database."""
+        return self._healthy
+
+    # --- receiving ------------------------------------------------------------------------
+
+    async def receive(self, raw: RawCallback) -> str:
+        """Store one callback durably; return ``stored``, ``spooled`` or ``lost``. Never raises."""
+        parsed = parse_callback(raw.body, raw.query, raw.headers)
+        _strategy_counter(parsed.strategy).inc()
+        verification = "pending"
+        outcome = "lost"
+        try:
+            if self._healthy and self.secret is not None:
+                row = self._inbox_row(raw, parsed, spooled=False)
+                verification = row.verification
+                try:
+                    await self._writer.submit(row, timeout=_STORE_TIMEOUT_S)
+                except Exception as exc:  # the database is gone or too slow: the spool takes it
+                    self._healthy = False
+                    self.last_error = describe_error(exc)
+                    log.warning("kie_callback.store_failed", error=self.last_error)
+                else:
+                    outcome = "stored"
+            if outcome != "stored":
+                await self._spool.append(raw.to_spool())
+                self._wake.set()
+                outcome = "spooled"
+        except Exception as exc:
+            self.last_error = describe_error(exc)
+            log.exception("kie_callback.lost", intake_id=raw.intake_id, error=self.last_error)
+        _callbacks_counter(verification, outcome).inc()
+        log.info(
+            "kie_callback.received",
+            intake_id=raw.intake_id,
+            task_id=parsed.task_id,
+            strategy=parsed.strategy,
+            shape=parsed.shape,
+            state=parsed.state,
+            stage=parsed.stage,
+            verification=verification,
+            outcome=outcome,
+            size=raw.body_size,
+            preview=_preview(raw.body),
+        )
+        return outcome
+
+    def _inbox_row(self, raw: RawCallback, parsed: ParsedCallback, *, spooled: bool) -> inbox.InboxRow:
+        return build_inbox_row(raw, parsed, secret=self.secret, hmac_key=self._hmac_key, spooled=spooled)
+
+    async def _write(self, rows: list[inbox.InboxRow], resolve: Resolve[int | None]) -> None:
+        """Store a batch (one statement, one commit), release its callers, then apply it."""
+        pool = self._database.pool
+        if pool is None:
+            raise ConnectionError("the database is not connected")
+        async with pool.acquire(timeout=_STORE_TIMEOUT_S) as conn:
+            ids = await inbox.insert_batch(conn, rows)
+        resolve([ids.get(row.intake_id) for row in rows])  # durable: the 200s may go out
+        if ids:
+            self._to_apply.extend(sorted(ids.values()))
+            if len(self._to_apply) > _APPLY_BACKLOG:
+                # Far behind: forget the oldest; the maintenance sweep finds them in the table.
+                del self._to_apply[: len(self._to_apply) - _APPLY_BACKLOG]
+            self._apply_wake.set()
+
+    async def _apply_loop(self) -> None:
+        """Apply what was stored, in batches, off the acknowledgement path."""
+        while True:
+            await self._apply_wake.wait()
+            self._apply_wake.clear()
+            while self._to_apply:
+                batch, self._to_apply = self._to_apply[:_APPLY_BATCH], self._to_apply[_APPLY_BATCH:]
+                try:
+                    await self.apply_events(batch)
+                except Exception as exc:
+                    # Stored but not applied: the maintenance sweep applies them shortly.
+                    log.warning("kie_callback.apply_failed", events=len(batch), error=describe_error(exc))
+                    break
+
+    # --- applying -------------------------------------------------------------------------
+
+    async def apply_event(self, event_id: int) -> str | None:
+        """Apply one stored event; None if it is already applied or someone else has it."""
+        return (await self.apply_events([event_id])).get(event_id)
+
+    async def apply_events(self, event_ids: list[int]) -> dict[int, str]:
+        """Apply stored events in one transaction; return each applied event's outcome."""
+        pool = self._database.pool
+        if pool is None:
+            raise ConnectionError("the database is not connected")
+        async with pool.acquire() as conn, conn.transaction():
+            # The events themselves are already durable: if a crash loses this commit, the
+            # sweep applies them again, so this transaction need not wait for its WAL flush.
+            await inbox.skip_commit_flush(conn)
+            events = await inbox.lock_unapplied_many(conn, event_ids)
+            return await self._apply_locked(conn, events)
+
+    async def _apply_locked(self, conn: asyncpg.Connection, events: list[asyncpg.Record]) -> dict[int, str]:
+        """Decide and apply locked events, oldest first, inside the caller's transaction."""
+        if not events:
+            return {}
+        task_ids = sorted({event["task_id"] for event in events if event["task_id"]})
+        # Serialises us with attach_task_id deciding about the same tasks: no orphan is missed.
+        await lock_tasks(conn, task_ids)
+        generations = {row["task_id"]: row for row in await lock_by_task_ids(conn, task_ids)}
+        current = {task_id: row["state"] for task_id, row in generations.items()}
+        results: list[inbox.Finished] = []
+        due: list[uuid.UUID] = []
+        for event in events:
+            task_id = event["task_id"]
+            verification, detail = event["verification"], None
+            generation = generations.get(task_id) if task_id else None
+            if not task_id:
+                results.append(inbox.Finished(event["id"], "no_task_id", None, verification, None, True))
+                continue
+            if generation is None:
+                # KIE may call back before our create request returned: keep it for attach_task_id.
+                results.append(inbox.Finished(event["id"], "orphan", None, verification, None, False))
+                continue
+            generation_id = generation["id"]
+            if verification == "url_token" and event["gid"] != str(generation_id):
+                verification, detail = "invalid", "token minted for another generation"
+            parsed = _parsed(event["parsed"])
+            state = parsed.get("state")
+            if current[task_id] in TERMINAL_STATES:
+                outcome = f"ignored:{current[task_id]}"
+            elif verification not in VERIFIED or state not in ("running", "succeeded", "failed"):
+                # Not trusted, or it does not say: ask KIE, the final authority, right away.
+                due.append(generation_id)
+                outcome = "check_scheduled"
+            else:
+                moved = await apply_transition(conn, generation_id, _transition(parsed))
+                if moved is not None:
+                    current[task_id] = moved.state
+                outcome = f"applied:{moved.state}" if moved else f"ignored:{current[task_id]}"
+            results.append(inbox.Finished(event["id"], outcome, generation_id, verification, detail, True))
+        await touch_callbacks(conn, sorted({r.generation_id for r in results if r.generation_id}))
+        await mark_due_many(conn, sorted(set(due)))
+        await inbox.finish_many(conn, results)
+        for result in results:
+            KIE_CALLBACK_APPLY.labels(outcome=result.outcome.split(":", 1)[0]).inc()
+        return {result.event_id: result.outcome for result in results}
+
+    async def attach_task_id(
+        self, conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str, next_check_at: datetime | None
+    ) -> bool:
+        """Record KIE's task id on a queued generation and apply any orphan callbacks for it.
+
+        Call inside the caller's transaction. The task-id lock serialises this with an
+        applier that is deciding the same task's callback is an orphan, so none is missed.
+        """
+        await lock_tasks(conn, [task_id])
+        if not await record_task_id(conn, generation_id, task_id, next_check_at):
+            return False
+        orphans = await inbox.lock_unapplied_many(conn, await inbox.orphans_of_task(conn, task_id))
+        for event_id, outcome in (await self._apply_locked(conn, orphans)).items():
+            log.info("kie_callback.orphan_applied", event_id=event_id, task_id=task_id, outcome=outcome)
+        return True
+
+    # --- maintenance: secret, spool replay, sweeps ---------------------------------------------
+
+    async def _maintain(self) -> None:
+        backoff = Backoff(base=0.2, cap=2.0)
+        while not await self._database.wait_ready(timeout=30):
+            pass
+        while True:
+            try:
+                await self._maintenance_pass()
+                backoff.reset()
+                delay = _SWEEP_INTERVAL_S
+            except Exception as exc:
+                self._healthy = False
+                self.last_error = describe_error(exc)
+                delay = backoff.next_delay()
+                log.warning("callbacks.maintenance_failed", error=self.last_error, retry_in_s=round(delay, 2))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _maintenance_pass(self) -> None:
+        pool = self._database.pool
+        if pool is None:
+            raise ConnectionError("the database is not connected")
+        if self.secret is None:
+            self.secret = await get_or_create(pool, _SECRET_KEY, secrets.token_urlsafe(32))
+        self._writer.start()
+        if self._spool.has_pending():
+            replayed = await self._spool.replay(self._store_spooled)
+            if replayed:
+                log.info("callbacks.spool_replayed", records=replayed)
+        if not self._healthy:
+            self._healthy = True
+            log.info("callbacks.storing_directly")
+        if stale := await inbox.unapplied(pool, _UNAPPLIED_GRACE_S, 500):
+            await self.apply_events(stale)
+        if adoptable := await inbox.adoptable_orphans(pool, 500):
+            await self.apply_events(adoptable)
+        expired = await inbox.expire_orphans(pool, _ORPHAN_TTL_S)
+        if expired:
+            log.info("callbacks.orphans_expired", count=expired)
+        KIE_CALLBACK_ORPHANS.set(await inbox.count_orphans(pool))
+
+    async def _store_spooled(self, records: list[dict[str, Any]]) -> None:
+        pool = self._database.pool
+        if pool is None:
+            raise ConnectionError("the database is not connected")
+        rows = []
+        for record in records:
+            raw = RawCallback.from_spool(record)
+            rows.append(self._inbox_row(raw, parse_callback(raw.body, raw.query, raw.headers), spooled=True))
+        async with pool.acquire() as conn:
+            ids = await inbox.insert_batch(conn, rows)
+        if ids:
+            await self.apply_events(sorted(ids.values()))
+
+
+def build_inbox_row(
+    raw: RawCallback, parsed: ParsedCallback, *, secret: str | None, hmac_key: str | None, spooled: bool
+) -> inbox.InboxRow:
+    """The inbox row for a callback: verified, with secrets masked and the body truncated."""
+    verification, detail, gid = verify(
+        query=raw.query,
+        headers=raw.headers,
+        task_id=parsed.task_id,
+        secret=secret,
+        hmac_key=hmac_key,
+        now=raw.received_at,
+    )
+    body_text = raw.body[: STORED_BODY_LIMIT * 4].decode("utf-8", errors="replace")
+    truncated = raw.body_size > len(raw.body) or len(body_text) > STORED_BODY_LIMIT
+    return inbox.InboxRow(
+        intake_id=raw.intake_id,
+        received_at=datetime.fromtimestamp(raw.received_at, UTC),
+        path=raw.path[:500],
+        content_type=raw.content_type[:200] if raw.content_type else None,
+        query={k[:100]: (MASK if is_secret_key(k) else v[:500]) for k, v in list(raw.query.items())[:50]},
+        headers={k: raw.headers[k][:500] for k in _STORED_HEADERS if k in raw.headers},
+        body=body_text[:STORED_BODY_LIMIT],
+        body_size=raw.body_size,
+        body_truncated=truncated,
+        task_id=parsed.task_id,
+        strategy=parsed.strategy,
+        verification=verification,
+        verification_detail=detail,
+        gid=gid[:100] if gid else None,
+        parsed=parsed.as_dict(),
+        spooled=spooled,
+    )
+
+
+@functools.cache
+def _strategy_counter(strategy: str) -> Counter:
+    return KIE_CALLBACK_STRATEGY.labels(strategy=strategy)
+
+
+@functools.cache
+def _callbacks_counter(verified: str, outcome: str) -> Counter:
+    return KIE_CALLBACKS.labels(verified=verified, outcome=outcome)
+
+
+def _parsed(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = orjson.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _transition(parsed: dict[str, Any]) -> Transition:
+    state = parsed["state"]
+    return Transition(
+        state=state,
+        result_urls=parsed.get("result_urls") if state == "succeeded" else None,
+        error=parsed.get("error") if state == "failed" else None,
+        error_code=parsed.get("error_code") if state == "failed" else None,
+        stage=parsed.get("stage"),
+        progress=parsed.get("progress"),
+        result_object=parsed.get("result_object") if state == "succeeded" else None,
+    )
+
+
+def _preview(body: bytes) -> str:
+    # The log formatter masks secrets in every string field, this one included.
+    return body[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:_PREVIEW_CHARS]

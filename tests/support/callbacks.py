@@ -1,0 +1,89 @@
+"""Helpers for callback tests: an app on a real database, generations with task ids, waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from app.db.generations import insert_generation
+from app.web.keys import RUNTIME
+
+
+async def wait_until_ready(app: web.Application, timeout: float = 15) -> None:
+    """Wait until the database is migrated and callbacks are stored directly."""
+    runtime = app[RUNTIME]
+    assert await runtime.database.wait_ready(timeout)
+    deadline = time.monotonic() + timeout
+    while not runtime.callbacks.healthy:
+        assert time.monotonic() < deadline, "callback intake never became ready"
+        await asyncio.sleep(0.01)
+
+
+async def make_generation(
+    app: web.Application, *, task_id: str | None = None, model: str = "kling-2.6/text-to-video"
+) -> uuid.UUID:
+    """A generation row; with ``task_id`` it is ``submitted`` through the real attach path."""
+    runtime = app[RUNTIME]
+    pool = runtime.database.pool
+    assert pool is not None
+    generation_id = uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_generation(
+            conn,
+            generation_id=generation_id,
+            owner="test",
+            source="api",
+            model=model,
+            family="market",
+            input={"prompt": "a cat"},
+        )
+        if task_id is not None:
+            assert await runtime.callbacks.attach_task_id(conn, generation_id, task_id, None)
+    return generation_id
+
+
+def callback_query(app: web.Application, generation_id: uuid.UUID) -> dict[str, str]:
+    """The gid/token query KIE would echo back on this generation's callBackUrl."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from app.services.callback_auth import callback_url
+
+    secret = app[RUNTIME].callbacks.secret
+    assert secret is not None
+    url = callback_url("http://test", str(generation_id), secret)
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+async def wait_for_row(
+    pool: asyncpg.Pool, sql: str, *args: Any, timeout: float = 10, predicate: Any = bool
+) -> Any:
+    """Poll ``sql`` until its first value satisfies ``predicate``; return that value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = await pool.fetchval(sql, *args)
+        if predicate(value):
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting on {sql!r} {args!r}; last value {value!r}")
+
+
+def market_success(task_id: str, url: str = "https://files.example/out.mp4") -> dict[str, Any]:
+    return {
+        "code": 200,
+        "msg": "Playground task completed successfully.",
+        "data": {"taskId": task_id, "state": "success", "resultJson": f'{{"resultUrls":["{url}"]}}'},
+    }
+
+
+def market_failure(task_id: str) -> dict[str, Any]:
+    return {
+        "code": 501,
+        "msg": "Playground task failed.",
+        "data": {"taskId": task_id, "state": "fail", "failCode": "500", "failMsg": "Internal server error"},
+    }

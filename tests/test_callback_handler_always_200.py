@@ -1,0 +1,253 @@
+"""POST /callbacks/kie over real HTTP on a real database: always 200, and the right rows after."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from app.config import load_settings
+from app.server import build_app
+from app.web.keys import RUNTIME
+from tests.support.callbacks import (
+    callback_query,
+    make_generation,
+    market_failure,
+    market_success,
+    wait_for_row,
+    wait_until_ready,
+)
+
+ClientFactory = Callable[[web.Application], Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def app(database_url: str, tmp_path) -> web.Application:  # type: ignore[no-untyped-def]
+    return build_app(load_settings({"DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data")}))
+
+
+@pytest.fixture
+async def client(app: web.Application, aiohttp_client: ClientFactory) -> TestClient:
+    client = await aiohttp_client(app)
+    await wait_until_ready(app)
+    return client
+
+
+def pool_of(app: web.Application):  # type: ignore[no-untyped-def]
+    pool = app[RUNTIME].database.pool
+    assert pool is not None
+    return pool
+
+
+async def post(client: TestClient, body: bytes | str, *, path: str = "/callbacks/kie", **kwargs) -> dict:  # type: ignore[no-untyped-def]
+    resp = await client.post(path, data=body, **kwargs)
+    assert resp.status == 200, await resp.text()
+    assert resp.content_type == "application/json"
+    return await resp.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"", {}),
+        (b"\xff\xfe\x00garbage\x00", {"Content-Type": "application/octet-stream"}),
+        (b"not json at all", {"Content-Type": "text/plain"}),
+        (b"taskId=form-task&code=200", {"Content-Type": "application/x-www-form-urlencoded"}),
+        (
+            b'{"code": 200, "data": {"taskId": "unknown-task", "state": "success"}}',
+            {"Content-Type": "text/html"},
+        ),
+        (b"[" * 50_000 + b"]" * 50_000, {"Content-Type": "application/json"}),
+        (b'{"data": "\\u0000 nul inside"}', {"Content-Type": "application/json"}),
+    ],
+    ids=["empty", "binary", "text", "form", "wrong-content-type", "deep-nesting", "nul-char"],
+)
+async def test_anything_is_answered_200_and_stored(
+    client: TestClient, app: web.Application, body: bytes, headers: dict[str, str]
+) -> None:
+    assert await post(client, body, headers=headers) == {"ok": True}
+    pool = pool_of(app)
+    assert await pool.fetchval("SELECT count(*) FROM callback_events") == 1
+    row = await pool.fetchrow("SELECT body_size, content_type, strategy, verification FROM callback_events")
+    assert row["body_size"] == len(body)
+    if "Content-Type" in headers:
+        assert row["content_type"] == headers["Content-Type"]
+    assert row["verification"] == "none"
+
+
+async def test_a_huge_body_is_accepted_and_stored_truncated(client: TestClient, app: web.Application) -> None:
+    padding = "x" * (3 * 1024 * 1024)
+    body = orjson.dumps({"data": {"taskId": "big-task", "state": "generating", "padding": padding}})
+    await post(client, body, headers={"Content-Type": "application/json"})
+    row = await pool_of(app).fetchrow("SELECT body, body_size, body_truncated, task_id FROM callback_events")
+    assert row["body_size"] == len(body)
+    assert row["body_truncated"] is True
+    assert len(row["body"]) <= 64 * 1024
+    assert row["task_id"] == "big-task"
+
+
+async def test_any_path_below_the_endpoint_and_odd_queries_are_200(
+    client: TestClient, app: web.Application
+) -> None:
+    await post(client, b"{}", path="/callbacks/kie/suno/extra?x=1&x=2&token=zzz&gid=")
+    row = await pool_of(app).fetchrow("SELECT path, query, verification FROM callback_events")
+    assert row["path"] == "/callbacks/kie/suno/extra"
+    assert row["query"]["token"] == "***", "the URL token is a secret and is never stored"
+    assert row["verification"] == "invalid"
+
+
+async def test_unknown_task_is_kept_as_an_orphan(client: TestClient, app: web.Application) -> None:
+    await post(
+        client, orjson.dumps(market_success("never-seen")), headers={"Content-Type": "application/json"}
+    )
+    pool = pool_of(app)
+    outcome = await wait_for_row(pool, "SELECT outcome FROM callback_events WHERE task_id = 'never-seen'")
+    assert outcome == "orphan"
+    assert await pool.fetchval("SELECT applied_at FROM callback_events") is None
+
+
+async def test_verified_success_is_applied_once_even_when_duplicated(
+    client: TestClient, app: web.Application
+) -> None:
+    generation_id = await make_generation(app, task_id="task-dup")
+    query = callback_query(app, generation_id)
+    body = orjson.dumps(market_success("task-dup"))
+    await asyncio.gather(*(post(client, body, params=query) for _ in range(3)))
+    pool = pool_of(app)
+    await wait_for_row(
+        pool,
+        "SELECT count(*) FROM callback_events WHERE applied_at IS NOT NULL",
+        predicate=lambda n: n == 3,
+    )
+    outcomes = sorted(r["outcome"] for r in await pool.fetch("SELECT outcome FROM callback_events"))
+    assert outcomes == ["applied:succeeded", "ignored:succeeded", "ignored:succeeded"]
+    row = await pool.fetchrow(
+        "SELECT state, result_urls, finished_at FROM generations WHERE id = $1", generation_id
+    )
+    assert row["state"] == "succeeded"
+    assert row["result_urls"] == ["https://files.example/out.mp4"]
+    assert row["finished_at"] is not None
+    verifications = {r["verification"] for r in await pool.fetch("SELECT verification FROM callback_events")}
+    assert verifications == {"url_token"}
+
+
+async def test_late_failure_after_success_never_moves_the_row_back(
+    client: TestClient, app: web.Application
+) -> None:
+    generation_id = await make_generation(app, task_id="task-late")
+    query = callback_query(app, generation_id)
+    await post(client, orjson.dumps(market_success("task-late")), params=query)
+    pool = pool_of(app)
+    await wait_for_row(
+        pool,
+        "SELECT state FROM generations WHERE id = $1",
+        generation_id,
+        predicate=lambda s: s == "succeeded",
+    )
+    await post(client, orjson.dumps(market_failure("task-late")), params=query)
+    await wait_for_row(
+        pool, "SELECT count(*) FROM callback_events WHERE applied_at IS NOT NULL", predicate=lambda n: n == 2
+    )
+    assert await pool.fetchval("SELECT state FROM generations WHERE id = $1", generation_id) == "succeeded"
+
+
+async def test_forged_token_never_finishes_a_generation(client: TestClient, app: web.Application) -> None:
+    generation_id = await make_generation(app, task_id="task-forged")
+    forged = {"gid": str(generation_id), "token": "0" * 40}
+    await post(client, orjson.dumps(market_failure("task-forged")), params=forged)
+    pool = pool_of(app)
+    outcome = await wait_for_row(pool, "SELECT outcome FROM callback_events")
+    assert outcome == "check_scheduled"
+    row = await pool.fetchrow("SELECT state, next_check_at FROM generations WHERE id = $1", generation_id)
+    assert row["state"] == "submitted", "a forged callback must not fail the generation"
+    assert row["next_check_at"] is not None, "it makes the generation due for a status check instead"
+    assert await pool.fetchval("SELECT verification FROM callback_events") == "invalid"
+
+
+async def test_a_token_for_another_generation_is_invalid(client: TestClient, app: web.Application) -> None:
+    mine = await make_generation(app, task_id="task-mine")
+    other = await make_generation(app)
+    await post(client, orjson.dumps(market_success("task-mine")), params=callback_query(app, other))
+    pool = pool_of(app)
+    assert await wait_for_row(pool, "SELECT outcome FROM callback_events") == "check_scheduled"
+    assert await pool.fetchval("SELECT verification FROM callback_events") == "invalid"
+    assert await pool.fetchval("SELECT state FROM generations WHERE id = $1", mine) == "submitted"
+
+
+async def test_unverified_callback_schedules_a_check(client: TestClient, app: web.Application) -> None:
+    generation_id = await make_generation(app, task_id="task-plain")
+    await post(client, orjson.dumps(market_success("task-plain")))
+    pool = pool_of(app)
+    assert await wait_for_row(pool, "SELECT outcome FROM callback_events") == "check_scheduled"
+    assert await pool.fetchval("SELECT verification FROM callback_events") == "none"
+    row = await pool.fetchrow("SELECT state, next_check_at FROM generations WHERE id = $1", generation_id)
+    assert row["state"] == "submitted" and row["next_check_at"] is not None
+
+
+async def test_orphan_then_task_id_recorded_applies_it(client: TestClient, app: web.Application) -> None:
+    """KIE can call back before our create request returned: the orphan waits and is applied then."""
+    generation_id = await make_generation(app)  # queued, no task id yet
+    await post(client, orjson.dumps(market_success("task-early")), params=callback_query(app, generation_id))
+    pool = pool_of(app)
+    assert await wait_for_row(pool, "SELECT outcome FROM callback_events") == "orphan"
+
+    runtime = app[RUNTIME]
+    async with pool.acquire() as conn, conn.transaction():
+        assert await runtime.callbacks.attach_task_id(conn, generation_id, "task-early", None)
+    row = await pool.fetchrow(
+        "SELECT state, task_id, result_urls FROM generations WHERE id = $1", generation_id
+    )
+    assert row["state"] == "succeeded" and row["task_id"] == "task-early"
+    event = await pool.fetchrow("SELECT outcome, generation_id, applied_at FROM callback_events")
+    assert event["outcome"] == "applied:succeeded"
+    assert event["generation_id"] == generation_id and event["applied_at"] is not None
+
+
+async def test_suno_stages_end_as_one_success(client: TestClient, app: web.Application) -> None:
+    generation_id = await make_generation(app, task_id="suno-1", model="suno/V4_5")
+    query = callback_query(app, generation_id)
+    track = {"id": "track-1", "audio_url": "", "stream_audio_url": "https://files.example/s.mp3"}
+    for stage in ("text", "first"):
+        body = {
+            "code": 200,
+            "msg": "ok",
+            "data": {"callbackType": stage, "task_id": "suno-1", "data": [track]},
+        }
+        await post(client, orjson.dumps(body), params=query)
+    done_track = {**track, "audio_url": "https://files.example/a.mp3"}
+    body = {
+        "code": 200,
+        "msg": "ok",
+        "data": {"callbackType": "complete", "task_id": "suno-1", "data": [done_track]},
+    }
+    await post(client, orjson.dumps(body), params=query)
+    pool = pool_of(app)
+    await wait_for_row(
+        pool, "SELECT count(*) FROM callback_events WHERE applied_at IS NOT NULL", predicate=lambda n: n == 3
+    )
+    row = await pool.fetchrow(
+        "SELECT state, stage, result_urls FROM generations WHERE id = $1", generation_id
+    )
+    assert row["state"] == "succeeded"
+    assert row["stage"] == "complete"
+    assert row["result_urls"] == ["https://files.example/a.mp3"]
+    outcomes = [r["outcome"] for r in await pool.fetch("SELECT outcome FROM callback_events ORDER BY id")]
+    assert outcomes.count("applied:succeeded") == 1
+
+
+async def test_get_on_the_callback_endpoint_is_a_json_405(client: TestClient) -> None:
+    resp = await client.get("/callbacks/kie")
+    assert resp.status == 405 and resp.content_type == "application/json"
+
+
+async def test_metrics_count_callbacks(client: TestClient) -> None:
+    await post(client, b'{"data": {"taskId": "m-1"}}')
+    text = await (await client.get("/metrics")).text()
+    assert 'kie_callbacks_total{outcome="stored",verified="none"}' in text
+    assert 'kie_callback_parse_strategy_total{strategy="documented"}' in text
+    assert "kie_callback_ack_seconds_bucket" in text
+    assert "kie_callback_orphans" in text
