@@ -53,6 +53,11 @@ class Settings:
     kie_callback_secret: str | None = field(default=None, repr=False)
     kie_webhook_hmac_key: str | None = field(default=None, repr=False)
     instance_id: str = "local"
+    generation_timeout_s: float = 900.0
+    kie_create_limit: int = 20
+    kie_create_window_s: float = 10.0
+    kie_status_rps: int = 10
+    simulator_latency_s: float = 3.0
     leader_lock_name: str = "kie-gateway"
     leader_lease_s: float = 5.0
     log_level: str = "INFO"
@@ -105,6 +110,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "KIE_CALLBACK_SECRET", _min_length(16), "at least 16 characters", secret=True
     )
     kie_webhook_hmac_key = reader.optional("KIE_WEBHOOK_HMAC_KEY", _non_empty, "a non-empty key", secret=True)
+    generation_timeout_s = reader.get(
+        "GENERATION_TIMEOUT_S", "900", _float_in_range(1.0, 86400.0), "seconds from 1 to 86400"
+    )
+    kie_create_limit = reader.get(
+        "KIE_CREATE_LIMIT", "20", _int_in_range(1, 10_000), "an integer from 1 to 10000"
+    )
+    kie_create_window_s = reader.get(
+        "KIE_CREATE_WINDOW_S", "10", _float_in_range(0.1, 3600.0), "seconds from 0.1 to 3600"
+    )
+    kie_status_rps = reader.get(
+        "KIE_STATUS_RPS", "10", _int_in_range(1, 10_000), "an integer from 1 to 10000"
+    )
+    simulator_latency_s = reader.get(
+        "SIMULATOR_LATENCY_S", "3", _float_in_range(0.0, 3600.0), "seconds from 0 to 3600"
+    )
     instance_id = reader.get(
         "INSTANCE_ID",
         env.get("RENDER_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
@@ -141,6 +161,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kie_callback_secret=kie_callback_secret,
         kie_webhook_hmac_key=kie_webhook_hmac_key,
         instance_id=instance_id,
+        generation_timeout_s=generation_timeout_s,
+        kie_create_limit=kie_create_limit,
+        kie_create_window_s=kie_create_window_s,
+        kie_status_rps=kie_status_rps,
+        simulator_latency_s=simulator_latency_s,
         leader_lock_name=leader_lock_name,
         leader_lease_s=leader_lease_s,
         log_level=log_level,

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from app import __version__
 from app.config import Settings
 from app.db.database import Database
+from app.db.notifications import Notifications
+from app.kie.client import KieClient
 from app.leader import Leader
 from app.services.callback_intake import CallbackIntake
+from app.services.generation_service import GenerationService
+from app.services.kie_health import KieHealth
 from app.services.storage_probe import StorageProbe
 
 
@@ -23,6 +27,11 @@ class Runtime:
     leader: Leader
     callbacks: CallbackIntake
     storage: StorageProbe
+    notifications: Notifications
+    generations: GenerationService
+    kie: KieClient
+    kie_health: KieHealth
+    api_keys: tuple[str, ...]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     # Set when a background part fails in a way the process cannot recover from.

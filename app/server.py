@@ -10,22 +10,34 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import secrets
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from app.config import Settings
 from app.db.database import Database
 from app.db.embedded import EmbeddedPostgres
+from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
+from app.db.notifications import Notifications
+from app.kie.catalog import Catalog, default_catalog
+from app.kie.client import KieClient
 from app.leader import Leader
 from app.logs import get_logger
 from app.redaction import redact_url
 from app.runtime import Runtime
+from app.services.api_key_file import load_or_create_api_key
 from app.services.callback_intake import CallbackIntake
 from app.services.callback_spool import CallbackSpool
+from app.services.generation_service import GenerationService
+from app.services.kie_health import KieHealth
+from app.services.poller import Poller
+from app.services.simulator_runner import start_simulator
 from app.services.storage_probe import StorageProbe
-from app.web import callbacks, health, prometheus
+from app.services.submitter import Submitter
+from app.web import callbacks, generations, health, prometheus
+from app.web.auth import require_api_key
 from app.web.keys import RUNTIME
 from app.web.middleware import request_context
 
@@ -47,17 +59,25 @@ def make_database(settings: Settings) -> Database:
     )
 
 
-def make_leader(settings: Settings, database: Database) -> Leader:
-    """The election on a dedicated connection: LOCK_DATABASE_URL, else the database's own DSN."""
+def direct_dsn_provider(settings: Settings, database: Database) -> Callable[[], Awaitable[str]]:
+    """LOCK_DATABASE_URL, else the database's own DSN, once the schema is migrated.
 
-    async def lock_dsn() -> str:
-        # The leadership table must exist before anyone can lead: wait for the migrations.
+    Session state (the leader lock, LISTEN) needs a direct connection, never a pooled one.
+    """
+
+    async def direct_dsn() -> str:
         while not await database.wait_ready(timeout=30):
-            log.info("leader.waiting_for_database")
+            log.info("db.waiting_for_database")
         dsn = settings.lock_database_url or database.dsn
         assert dsn is not None
         return dsn
 
+    return direct_dsn
+
+
+def make_leader(settings: Settings, database: Database) -> Leader:
+    """The election on a dedicated connection."""
+    lock_dsn = direct_dsn_provider(settings, database)
     return Leader(
         name=settings.leader_lock_name,
         instance=settings.instance_id,
@@ -68,9 +88,9 @@ def make_leader(settings: Settings, database: Database) -> Leader:
     )
 
 
-def build_app(settings: Settings) -> web.Application:
+def build_app(settings: Settings, catalog: Catalog | None = None) -> web.Application:
     """Create the application with every route; call inside a running event loop."""
-    app = web.Application(middlewares=[request_context], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[request_context, require_api_key], client_max_size=CLIENT_MAX_SIZE)
     database = make_database(settings)
     intake = CallbackIntake(
         database,
@@ -78,20 +98,97 @@ def build_app(settings: Settings) -> web.Application:
         configured_secret=settings.kie_callback_secret,
         hmac_key=settings.kie_webhook_hmac_key,
     )
+    catalog = catalog or default_catalog()
+    notifications = Notifications(
+        direct_dsn_provider(settings, database), (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL)
+    )
+    kie = KieClient(
+        settings.kie_base_url,
+        settings.kie_api_key or "simulator",
+        create_limit=(settings.kie_create_limit, settings.kie_create_window_s),
+        status_limit=(settings.kie_status_rps, 1.0),
+    )
+    leader = make_leader(settings, database)
+    poller = Poller(database=database, client=kie, intake=intake, notifications=notifications)
+    submitter = Submitter(
+        client=kie,
+        catalog=catalog,
+        intake=intake,
+        notifications=notifications,
+        public_base_url=settings.public_base_url,
+        first_check_in=poller.first_check_in,
+    )
+    leader.run_when_active("submitter", submitter.run)
+    leader.run_when_active("poller", poller.run)
     app[RUNTIME] = Runtime(
         settings=settings,
         database=database,
-        leader=make_leader(settings, database),
+        leader=leader,
         callbacks=intake,
         storage=StorageProbe(settings.data_dir),
+        notifications=notifications,
+        generations=GenerationService(
+            database, catalog, notifications, default_timeout_s=settings.generation_timeout_s
+        ),
+        kie=kie,
+        kie_health=KieHealth(kie, "simulator" if settings.kie_simulated else "live"),
+        api_keys=settings.api_keys,
     )
     app.add_routes(health.routes)
     app.add_routes(prometheus.routes)
     app.add_routes(callbacks.routes)
+    app.add_routes(generations.routes)
+    app.cleanup_ctx.append(_api_keys_ctx)
+    app.cleanup_ctx.append(_kie_ctx)
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_notifications_ctx)
     app.cleanup_ctx.append(_callbacks_ctx)
     app.cleanup_ctx.append(_leader_ctx)
     return app
+
+
+async def _api_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    if not runtime.api_keys:
+        try:
+            key, created = load_or_create_api_key(runtime.settings.data_dir / "api_key")
+        except OSError as exc:
+            # DATA_DIR is unusable (storage shows down): a key for this run only, still shown once.
+            key, created = "kg_" + secrets.token_urlsafe(32), True
+            log.warning("api.key_file_failed", error=str(exc))
+        runtime.api_keys = (key,)
+        if created:
+            # Shown once, on stdout, never in the log stream: it is a secret.
+            print(f"KIE Gateway: no API_KEYS configured; generated an API key for /api/: {key}", flush=True)
+        log.info("api.key_file", path=str(runtime.settings.data_dir / "api_key"), generated=created)
+    yield
+
+
+async def _kie_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    simulator: web.AppRunner | None = None
+    if runtime.settings.kie_simulated:
+        simulator, base_url = await start_simulator(runtime.settings.simulator_latency_s)
+        runtime.kie.base_url = base_url
+        log.warning(
+            "kie.simulator_in_use",
+            message="KIE_API_KEY is not set: generations go to the built-in KIE simulator, not to KIE",
+            base_url=base_url,
+        )
+    else:
+        log.info("kie.live", base_url=runtime.kie.base_url)
+    await runtime.kie.start()
+    yield
+    await runtime.kie.close()
+    if simulator is not None:
+        await simulator.cleanup()
+
+
+async def _notifications_ctx(app: web.Application) -> AsyncIterator[None]:
+    notifications = app[RUNTIME].notifications
+    notifications.start()
+    yield
+    await notifications.stop()
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

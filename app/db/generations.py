@@ -82,7 +82,8 @@ _NOTIFY = "SELECT pg_notify($1, $2)"
 
 _RECORD_TASK_ID = """
 UPDATE generations
-SET task_id = $2, state = 'submitted', next_check_at = $3, updated_at = now()
+SET task_id = $2, state = 'submitted', next_check_at = $3, submitted_at = now(), submitting_at = NULL,
+    submit_uncertain_at = NULL, error = NULL, updated_at = now()
 WHERE id = $1 AND state = 'queued'
 RETURNING id
 """
@@ -206,3 +207,197 @@ async def mark_due_many(conn: asyncpg.Connection, generation_ids: list[uuid.UUID
     if not generation_ids:
         return []
     return [row["id"] for row in await conn.fetch(_MARK_DUE_MANY, generation_ids, DUE_CHANNEL)]
+
+
+CREATED_CHANNEL = "generation_created"
+
+_INSERT_IDEMPOTENT = """
+INSERT INTO generations (id, owner, source, model, family, input, idempotency_key, deadline_at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now() + make_interval(secs => $8))
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING *
+"""
+_BY_IDEMPOTENCY_KEY = "SELECT * FROM generations WHERE owner = $1 AND idempotency_key = $2"
+
+_LIST = """
+SELECT * FROM generations
+WHERE owner = $1
+  AND ($2::text IS NULL OR state = $2)
+  AND ($3::text IS NULL OR model = $3)
+  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $6
+"""
+
+_CLAIM_QUEUED = """
+UPDATE generations SET submitting_at = now(), attempts = attempts + 1, updated_at = now()
+WHERE id IN (
+    SELECT id FROM generations
+    WHERE state = 'queued' AND submitting_at IS NULL AND submit_uncertain_at IS NULL
+      AND (submit_after IS NULL OR submit_after <= now())
+    ORDER BY created_at
+    FOR UPDATE SKIP LOCKED
+    LIMIT $1
+)
+RETURNING *
+"""
+
+_RELEASE_CLAIM = """
+UPDATE generations SET submitting_at = NULL, submit_after = now() + make_interval(secs => $2),
+    error = $3, updated_at = now()
+WHERE id = $1 AND state = 'queued'
+"""
+
+_MARK_UNCERTAIN = """
+UPDATE generations SET submit_uncertain_at = now(), error = $2, updated_at = now()
+WHERE id = $1 AND state = 'queued' AND task_id IS NULL
+"""
+
+_STALE_SUBMISSIONS = """
+UPDATE generations SET submit_uncertain_at = now(), updated_at = now(),
+    error = 'the submitter stopped while creating the KIE task; waiting for KIE to confirm it'
+WHERE state = 'queued' AND task_id IS NULL AND submit_uncertain_at IS NULL
+  AND submitting_at < now() - make_interval(secs => $1)
+RETURNING id
+"""
+
+_ADOPT_BY_GID = """
+UPDATE generations SET task_id = $2, state = 'submitted', submitted_at = now(), submit_uncertain_at = NULL,
+    error = NULL, updated_at = now()
+WHERE id = $1 AND state = 'queued' AND task_id IS NULL
+  AND (submitting_at IS NOT NULL OR submit_uncertain_at IS NOT NULL)
+RETURNING id, state, task_id
+"""
+
+_CLAIM_DUE = """
+UPDATE generations SET next_check_at = now() + make_interval(secs => $2)
+WHERE id IN (
+    SELECT id FROM generations
+    WHERE state IN ('submitted', 'running') AND task_id IS NOT NULL AND next_check_at <= now()
+    ORDER BY next_check_at
+    FOR UPDATE SKIP LOCKED
+    LIMIT $1
+)
+RETURNING id, task_id, family, model, state, created_at, submitted_at, deadline_at, status_checks
+"""
+
+_SCHEDULE_CHECK = """
+UPDATE generations
+SET next_check_at = CASE WHEN state IN ('submitted', 'running') THEN now() + make_interval(secs => $2) END,
+    status_checks = status_checks + $3
+WHERE id = $1
+"""
+
+_NEXT_DUE = """
+SELECT min(next_check_at) FROM generations
+WHERE state IN ('submitted', 'running') AND task_id IS NOT NULL AND next_check_at IS NOT NULL
+"""
+
+_OVERDUE = """
+SELECT id, state, submit_uncertain_at IS NOT NULL AS uncertain FROM generations
+WHERE state IN ('queued', 'submitted', 'running') AND deadline_at < now()
+ORDER BY deadline_at LIMIT $1
+"""
+
+
+async def insert_idempotent(
+    conn: asyncpg.Connection,
+    *,
+    generation_id: uuid.UUID,
+    owner: str,
+    source: str,
+    model: str,
+    family: str,
+    input: dict[str, Any],
+    idempotency_key: str | None,
+    timeout_s: float,
+) -> tuple[asyncpg.Record, bool]:
+    """Insert a queued generation; with an idempotency key already used, return that one instead.
+
+    Returns ``(row, created)``. A new row is announced on ``generation_created``.
+    """
+    row = await conn.fetchrow(
+        _INSERT_IDEMPOTENT,
+        generation_id,
+        owner,
+        source,
+        model,
+        family,
+        to_jsonb(input),
+        idempotency_key,
+        timeout_s,
+    )
+    if row is not None:
+        await conn.execute(_NOTIFY, CREATED_CHANNEL, str(generation_id))
+        return row, True
+    existing = await conn.fetchrow(_BY_IDEMPOTENCY_KEY, owner, idempotency_key)
+    assert existing is not None
+    return existing, False
+
+
+async def list_generations(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    owner: str,
+    state: str | None,
+    model: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The owner's generations, newest first, after the ``before`` cursor."""
+    created, last_id = before if before else (None, None)
+    return list(await conn.fetch(_LIST, owner, state, model, created, last_id, limit))
+
+
+async def claim_queued(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Mark up to ``limit`` queued generations as being submitted (the caller holds the fence)."""
+    return list(await conn.fetch(_CLAIM_QUEUED, limit))
+
+
+async def release_claim(
+    conn: asyncpg.Connection, generation_id: uuid.UUID, retry_in_s: float, why: str
+) -> None:
+    """Give a claimed generation back to the queue, to be tried again after ``retry_in_s``."""
+    await conn.execute(_RELEASE_CLAIM, generation_id, retry_in_s, why)
+
+
+async def mark_uncertain(conn: asyncpg.Connection, generation_id: uuid.UUID, why: str) -> None:
+    """The create request may have reached KIE: never submit again; a callback or the deadline decides."""
+    await conn.execute(_MARK_UNCERTAIN, generation_id, why)
+
+
+async def mark_stale_submissions(conn: asyncpg.Connection, older_than_s: float) -> list[uuid.UUID]:
+    """Claims whose submitter died mid-request become uncertain (never blindly re-created)."""
+    return [row["id"] for row in await conn.fetch(_STALE_SUBMISSIONS, older_than_s)]
+
+
+async def adopt_by_gid(
+    conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str
+) -> asyncpg.Record | None:
+    """Record a task id learned from a verified callback for a generation whose create is in doubt."""
+    row = await conn.fetchrow(_ADOPT_BY_GID, generation_id, task_id)
+    if row is not None:
+        await notify_event(conn, generation_id, "submitted", previous="queued", stage=None)
+    return row
+
+
+async def claim_due(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[asyncpg.Record]:
+    """Open generations due for a status check, leased for ``lease_s`` so no one else checks them."""
+    return list(await conn.fetch(_CLAIM_DUE, limit, lease_s))
+
+
+async def schedule_check(
+    conn: asyncpg.Connection | asyncpg.Pool, generation_id: uuid.UUID, in_s: float, *, counted: bool
+) -> None:
+    """Set the next status check; ``counted`` adds one to the generation's status-query count."""
+    await conn.execute(_SCHEDULE_CHECK, generation_id, in_s, 1 if counted else 0)
+
+
+async def next_due(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
+    """When the earliest open generation is due for a check."""
+    return await conn.fetchval(_NEXT_DUE)
+
+
+async def overdue(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Open generations past their deadline."""
+    return list(await conn.fetch(_OVERDUE, limit))

@@ -35,6 +35,7 @@ from app.db.database import Database, describe_error
 from app.db.generations import (
     TERMINAL_STATES,
     Transition,
+    adopt_by_gid,
     apply_transition,
     lock_by_task_ids,
     lock_tasks,
@@ -157,6 +158,7 @@ class CallbackIntake:
         self._apply_wake = asyncio.Event()
         self._healthy = False  # the database took our last write; False sends callbacks to the spool
         self.last_error: str | None = None
+        self.last_verified_callback_at: float | None = None  # monotonic; "callbacks are flowing"
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -299,6 +301,13 @@ class CallbackIntake:
             if not task_id:
                 results.append(inbox.Finished(event["id"], "no_task_id", None, verification, None, True))
                 continue
+            if generation is None and verification in VERIFIED:
+                # Our create request is still in flight or in doubt: a verified callback naming our
+                # generation tells us its task id (the task-id lock is already held).
+                generation = await self._adopt(conn, event["gid"], task_id)
+                if generation is not None:
+                    generations[task_id] = generation
+                    current[task_id] = generation["state"]
             if generation is None:
                 # KIE may call back before our create request returned: keep it for attach_task_id.
                 results.append(inbox.Finished(event["id"], "orphan", None, verification, None, False))
@@ -308,6 +317,8 @@ class CallbackIntake:
                 verification, detail = "invalid", "token minted for another generation"
             parsed = _parsed(event["parsed"])
             state = parsed.get("state")
+            if verification in VERIFIED:
+                self.last_verified_callback_at = time.monotonic()
             if current[task_id] in TERMINAL_STATES:
                 outcome = f"ignored:{current[task_id]}"
             elif verification not in VERIFIED or state not in ("running", "succeeded", "failed"):
@@ -326,6 +337,17 @@ class CallbackIntake:
         for result in results:
             KIE_CALLBACK_APPLY.labels(outcome=result.outcome.split(":", 1)[0]).inc()
         return {result.event_id: result.outcome for result in results}
+
+    @staticmethod
+    async def _adopt(conn: asyncpg.Connection, gid: str | None, task_id: str) -> asyncpg.Record | None:
+        try:
+            generation_id = uuid.UUID(gid or "")
+        except ValueError:
+            return None
+        row = await adopt_by_gid(conn, generation_id, task_id)
+        if row is not None:
+            log.info("kie_callback.task_adopted", generation_id=str(generation_id), task_id=task_id)
+        return row
 
     async def attach_task_id(
         self, conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str, next_check_at: datetime | None

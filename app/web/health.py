@@ -29,13 +29,16 @@ async def health_detailed(request: web.Request) -> web.Response:
     """Every dependency's measured status; 200 even when some are down."""
     runtime = request.app[RUNTIME]
     # Measured side by side: each is bounded, and the page must stay well inside a 5 s check.
-    database, leader, storage = await asyncio.gather(
-        runtime.database.health(), runtime.leader.describe(), runtime.storage.health()
+    database, leader, storage, kie = await asyncio.gather(
+        runtime.database.health(),
+        runtime.leader.describe(),
+        runtime.storage.health(),
+        runtime.kie_health.health(),
     )
     DATABASE_UP.set(1 if database.status == "up" else 0)
     components = {
         "database": {**database.as_dict(), "kind": runtime.database.kind},
-        "kie": dict(_DISABLED),
+        "kie": kie,
         "storage": storage,
         "telegram": dict(_DISABLED),
     }

@@ -1,0 +1,172 @@
+"""The storage-first poller (singleton): it asks KIE only what storage does not know yet.
+
+Due generations are claimed by their indexed ``next_check_at``. Each check reads
+the row first: if a callback already finished it, KIE is not asked at all. The
+schedule follows KIE's guidance (every 2-3 s at first, 5-10 s up to two minutes,
+15-30 s after); while callbacks flow, the first check is put off until after a
+callback would normally have landed, so a generation whose callback arrives
+costs no status query. Past its deadline a generation becomes ``timed_out``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+
+from app.db import generations as db
+from app.db.database import Database
+from app.db.notifications import Notifications
+from app.kie.client import KieAuthError, KieClient, KieError
+from app.leader import LeaderTerm
+from app.logs import get_logger
+from app.services.callback_intake import CallbackIntake
+
+log = get_logger(__name__)
+
+_BATCH = 20
+_CONCURRENCY = 8
+_LEASE_S = 60.0  # a claimed check is ours for this long, then someone may take it again
+_MAX_SLEEP_S = 1.0
+_CALLBACKS_FLOWING_WINDOW_S = 600.0
+_FIRST_CHECK_WITH_CALLBACKS_S = 20.0
+_FIRST_CHECK_S = 2.5
+
+
+def check_interval(age_s: float) -> float:
+    """KIE's advice: 2-3 s for the first 30 s, 5-10 s up to 2 minutes, 15-30 s after that."""
+    if age_s < 30:
+        return 2.5
+    if age_s < 120:
+        return 7.5
+    return 20.0
+
+
+class Poller:
+    """Reconciles what callbacks did not settle."""
+
+    def __init__(
+        self, *, database: Database, client: KieClient, intake: CallbackIntake, notifications: Notifications
+    ) -> None:
+        self._database = database
+        self._client = client
+        self._intake = intake
+        self._notifications = notifications
+
+    def first_check_in(self) -> float:
+        """Seconds until a new task's first status check."""
+        last = self._intake.last_verified_callback_at
+        if last is not None and time.monotonic() - last < _CALLBACKS_FLOWING_WINDOW_S:
+            return _FIRST_CHECK_WITH_CALLBACKS_S
+        return _FIRST_CHECK_S
+
+    async def run(self, term: LeaderTerm) -> None:
+        """The singleton loop: woken by NOTIFY when a generation becomes due, else by its schedule."""
+        wake = self._notifications.subscribe(db.DUE_CHANNEL)
+        slots = asyncio.Semaphore(_CONCURRENCY)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self._expire_overdue(term)
+                async with term.fenced() as conn:
+                    due = await db.claim_due(conn, _BATCH, _LEASE_S)
+                for row in due:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._check_guarded(term, row, slots))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if len(due) == _BATCH:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.get(), await self._sleep_for())
+        finally:
+            self._notifications.unsubscribe(db.DUE_CHANNEL, wake)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _sleep_for(self) -> float:
+        pool = self._database.pool
+        if pool is None:
+            return _MAX_SLEEP_S
+        due_at = await db.next_due(pool)
+        if due_at is None:
+            return _MAX_SLEEP_S
+        return max(0.01, min(_MAX_SLEEP_S, (due_at - datetime.now(UTC)).total_seconds()))
+
+    async def _check_guarded(self, term: LeaderTerm, row: asyncpg.Record, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.check(term, row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("poller.check_failed", id=str(row["id"]))
+        finally:
+            slots.release()
+
+    async def check(self, term: LeaderTerm, claimed: asyncpg.Record) -> None:
+        """One storage-first check of one generation."""
+        generation_id = claimed["id"]
+        pool = self._database.pool
+        if pool is None:
+            return
+        row = await db.get_generation(pool, generation_id)
+        if row is None or row["state"] in db.TERMINAL_STATES:
+            return  # a callback settled it: KIE is not asked
+        started = row["submitted_at"] or row["created_at"]
+        age = (datetime.now(UTC) - started).total_seconds()
+        try:
+            status = await self._client.get_status(row["family"], row["task_id"])
+        except KieAuthError as exc:
+            log.error("poller.kie_auth_failed", id=str(generation_id), error=exc.message)
+            await db.schedule_check(pool, generation_id, 30.0, counted=True)
+            return
+        except KieError as exc:
+            retry_in = check_interval(age)
+            log.warning("poller.status_failed", id=str(generation_id), error=str(exc), retry_in_s=retry_in)
+            await db.schedule_check(pool, generation_id, retry_in, counted=True)
+            return
+        async with term.fenced() as conn:
+            if status.state in ("succeeded", "failed"):
+                move = db.Transition(
+                    status.state,
+                    result_urls=status.result_urls if status.state == "succeeded" else None,
+                    error=status.error,
+                    error_code=status.error_code,
+                    stage=status.stage,
+                    progress=status.progress,
+                    result_object=status.result_object,
+                )
+                moved = await db.apply_transition(conn, generation_id, move)
+                await db.schedule_check(conn, generation_id, 0, counted=True)
+                if moved:
+                    log.info(
+                        "generation.state_changed", id=str(generation_id), state=moved.state, by="poller"
+                    )
+            else:
+                if status.state == "running" and row["state"] == "submitted":
+                    await db.apply_transition(
+                        conn,
+                        generation_id,
+                        db.Transition("running", stage=status.stage, progress=status.progress),
+                    )
+                await db.schedule_check(conn, generation_id, check_interval(age), counted=True)
+
+    async def _expire_overdue(self, term: LeaderTerm) -> None:
+        async with term.fenced() as conn:
+            for row in await db.overdue(conn, 50):
+                if row["uncertain"]:
+                    message = (
+                        "KIE never confirmed the create request before the deadline; it was not retried, "
+                        "so no second task (and no second charge) could be made"
+                    )
+                else:
+                    message = "no result from KIE before the deadline"
+                moved = await db.apply_transition(
+                    conn, row["id"], db.Transition("timed_out", error=message, error_code="timeout")
+                )
+                if moved:
+                    log.warning("generation.timed_out", id=str(row["id"]), previous=moved.previous)

@@ -1,0 +1,161 @@
+"""The submitter (singleton): queued generations become KIE tasks, each exactly once.
+
+A generation is claimed (``submitting_at``) in a fenced transaction before KIE is
+asked, and its task id recorded in another fenced transaction afterwards, which
+also applies any callback that raced ahead of the create response. A create whose
+outcome is unknown (a timeout after the request went out, or a submitter killed
+mid-request) is never retried: it waits for a verified callback naming our
+generation, or for its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from app.db import generations as db
+from app.db.notifications import Notifications
+from app.kie.catalog import Catalog
+from app.kie.client import KieAuthError, KieClient, KieCreditsError, KieError, KieUncertain
+from app.leader import LeaderTerm
+from app.logs import get_logger
+from app.services.callback_auth import callback_url
+from app.services.callback_intake import CallbackIntake
+
+log = get_logger(__name__)
+
+_BATCH = 20
+_CONCURRENCY = 8
+_FALLBACK_POLL_S = 2.0
+# Longer than a create can take with its retries: an older claim means its submitter died.
+_STALE_CLAIM_S = 300.0
+_RETRYABLE = frozenset({None, 429, 455, 500, 502, 503})
+
+
+class Submitter:
+    """Turns queued generations into KIE tasks while this instance leads."""
+
+    def __init__(
+        self,
+        *,
+        client: KieClient,
+        catalog: Catalog,
+        intake: CallbackIntake,
+        notifications: Notifications,
+        public_base_url: str,
+        first_check_in: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._catalog = catalog
+        self._intake = intake
+        self._notifications = notifications
+        self._public_base_url = public_base_url
+        self._first_check_in = first_check_in
+
+    async def run(self, term: LeaderTerm) -> None:
+        """The singleton loop: woken by NOTIFY on new generations, with a polling fallback."""
+        wake = self._notifications.subscribe(db.CREATED_CHANNEL)
+        slots = asyncio.Semaphore(_CONCURRENCY)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            async with term.fenced() as conn:
+                stale = await db.mark_stale_submissions(conn, _STALE_CLAIM_S)
+            for generation_id in stale:
+                log.warning("submitter.claim_stale", id=str(generation_id))
+            while True:
+                async with term.fenced() as conn:
+                    claimed = await db.claim_queued(conn, _BATCH)
+                for row in claimed:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._submit_guarded(term, row, slots))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if len(claimed) == _BATCH:
+                    continue  # more may be waiting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.get(), _FALLBACK_POLL_S)
+                while not wake.empty():
+                    wake.get_nowait()
+        finally:
+            self._notifications.unsubscribe(db.CREATED_CHANNEL, wake)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _submit_guarded(self, term: LeaderTerm, row: asyncpg.Record, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.submit(term, row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("submitter.failed", id=str(row["id"]))
+        finally:
+            slots.release()
+
+    async def submit(self, term: LeaderTerm, row: asyncpg.Record) -> None:
+        """Create the KIE task of one claimed generation and record what happened."""
+        generation_id = row["id"]
+        model = self._catalog.get(row["model"])
+        secret = self._intake.secret
+        if secret is None:
+            async with term.fenced() as conn:
+                await db.release_claim(conn, generation_id, 2.0, "waiting for the callback secret")
+            return
+        url = callback_url(self._public_base_url, str(generation_id), secret)
+        input = row["input"] if isinstance(row["input"], dict) else {}
+        try:
+            task_id = await self._client.create_task(model.family, model.kie_model, input, url)
+        except KieUncertain as exc:
+            async with term.fenced() as conn:
+                await db.mark_uncertain(conn, generation_id, f"KIE create outcome unknown: {exc}")
+            log.warning("submitter.uncertain", id=str(generation_id), error=str(exc))
+            return
+        except KieCreditsError as exc:
+            await self._fail(term, generation_id, "insufficient KIE credits", "402", exc)
+            return
+        except KieAuthError as exc:
+            # Every generation would fail the same way: keep them queued until the key works.
+            async with term.fenced() as conn:
+                await db.release_claim(conn, generation_id, 30.0, f"KIE refused the API key: {exc.message}")
+            log.error("submitter.kie_auth_failed", id=str(generation_id), error=exc.message)
+            return
+        except KieError as exc:
+            if exc.code in _RETRYABLE:
+                retry_in = min(60.0, 2.0 * (row["attempts"] or 1))
+                async with term.fenced() as conn:
+                    await db.release_claim(conn, generation_id, retry_in, str(exc))
+                log.warning(
+                    "submitter.retry_later", id=str(generation_id), error=str(exc), retry_in_s=retry_in
+                )
+            else:
+                await self._fail(term, generation_id, exc.message, str(exc.code), exc)
+            return
+        first_check = datetime.now(UTC) + timedelta(seconds=self._first_check_in())
+        async with term.fenced() as conn:
+            attached = await self._intake.attach_task_id(conn, generation_id, task_id, first_check)
+            if not attached:
+                current = await db.get_generation(conn, generation_id)
+        if attached:
+            log.info("submitter.submitted", id=str(generation_id), task_id=task_id, model=model.id)
+        elif current is not None and current["task_id"] == task_id:
+            log.info("submitter.callback_was_first", id=str(generation_id), task_id=task_id)
+        else:
+            log.error(
+                "submitter.task_not_recorded",
+                id=str(generation_id),
+                task_id=task_id,
+                state=current["state"] if current else None,
+            )
+
+    async def _fail(
+        self, term: LeaderTerm, generation_id: object, message: str, code: str, exc: Exception
+    ) -> None:
+        async with term.fenced() as conn:
+            await db.apply_transition(
+                conn, generation_id, db.Transition("failed", error=message, error_code=code)
+            )  # type: ignore[arg-type]
+        log.warning("submitter.rejected", id=str(generation_id), error=str(exc))

@@ -1,0 +1,41 @@
+"""API keys for /api/: ``X-API-Key`` must be one of the configured keys.
+
+The owner of a generation is a hash of the key that created it, so the key
+itself is never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from app.web.errors import json_error
+from app.web.keys import RUNTIME
+
+OWNER = web.RequestKey("owner", str)
+API_PREFIX = "/api/"
+
+
+def owner_of(api_key: str) -> str:
+    """The stable, non-secret owner id of an API key."""
+    return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+@web.middleware
+async def require_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 with a JSON body unless the request carries a valid key (only under /api/)."""
+    if not request.path.startswith(API_PREFIX):
+        return await handler(request)
+    given = request.headers.get("X-API-Key", "")
+    keys = request.app[RUNTIME].api_keys
+    if not given:
+        return json_error(401, "unauthorized", "missing X-API-Key header")
+    # Compare against every key in constant time, so timing reveals nothing about any of them.
+    matched = [key for key in keys if hmac.compare_digest(key.encode(), given.encode())]
+    if not matched:
+        return json_error(401, "unauthorized", "invalid API key")
+    request[OWNER] = owner_of(matched[0])
+    return await handler(request)
