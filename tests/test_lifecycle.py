@@ -115,18 +115,6 @@ async def test_failures_are_reported_with_kies_message(
     assert body["state"] == "failed" and body["error"] == row["error"] and body["result_urls"] == []
 
 
-async def test_stuck_generation_times_out_at_its_deadline(
-    aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
-) -> None:
-    sim = await simulator(aiohttp_server, latency=3600)
-    stack = await stack_with(aiohttp_server, http, database_url, tmp_path, sim, GENERATION_TIMEOUT_S="2")
-    created = await stack.create(model_of("market", "image"))
-    row = await stack.wait_state(created["id"], {"timed_out", "succeeded", "failed"}, timeout=15)
-    assert row["state"] == "timed_out"
-    assert "deadline" in row["error"]
-    assert row["finished_at"] is not None
-
-
 async def test_insufficient_credits_fail_clearly_and_a_bad_key_marks_kie_down(
     aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
 ) -> None:

@@ -263,7 +263,7 @@ RETURNING id
 
 _ADOPT_BY_GID = """
 UPDATE generations SET task_id = $2, state = 'submitted', submitted_at = now(), submit_uncertain_at = NULL,
-    error = NULL, updated_at = now()
+    submitting_at = NULL, error = NULL, updated_at = now(), next_check_at = now() + interval '5 seconds'
 WHERE id = $1 AND state = 'queued' AND task_id IS NULL
   AND (submitting_at IS NOT NULL OR submit_uncertain_at IS NOT NULL)
 RETURNING id, state, task_id

@@ -149,7 +149,7 @@ class GenerationService:
                     row = await asyncio.wait_for(
                         db.get_generation(self._pool(), generation_id), max(0.1, deadline - time.monotonic())
                     )
-                except (TimeoutError, NotConnected, OSError, asyncpg.PostgresError):
+                except (TimeoutError, NotConnected, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     pass  # storage unreachable for now: keep the last row we saw
                 else:
                     if row is None or done(row):
