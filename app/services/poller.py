@@ -80,8 +80,9 @@ class Poller:
                     task.add_done_callback(running.discard)
                 if len(due) == _BATCH:
                     continue
+                pause = await self._sleep_for()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.get(), await self._sleep_for())
+                    await asyncio.wait_for(wake.get(), pause)
         finally:
             self._notifications.unsubscribe(db.DUE_CHANNEL, wake)
             for task in running:

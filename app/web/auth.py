@@ -34,7 +34,9 @@ async def require_api_key(request: web.Request, handler: Handler) -> web.StreamR
     if not given:
         return json_error(401, "unauthorized", "missing X-API-Key header")
     # Compare against every key in constant time, so timing reveals nothing about any of them.
-    matched = [key for key in keys if hmac.compare_digest(key.encode(), given.encode())]
+    # Header bytes that are not UTF-8 arrive as surrogates: encode them back instead of failing.
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    matched = [key for key in keys if hmac.compare_digest(key.encode(), given_bytes)]
     if not matched:
         return json_error(401, "unauthorized", "invalid API key")
     request[OWNER] = owner_of(matched[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -247,9 +247,13 @@ def _encode_cursor(row: asyncpg.Record) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, generation_id = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(generation_id)
-    except (ValueError, UnicodeDecodeError):
+        created_text, _, generation_id = raw.partition("|")
+        created = datetime.fromisoformat(created_text)
+        if created.tzinfo is None:
+            return None
+        # Out-of-range instants (year 1 at +14:00) fail here, not in the database.
+        return created.astimezone(UTC), uuid.UUID(generation_id)
+    except (ValueError, UnicodeDecodeError, OverflowError):
         return None
 
 
