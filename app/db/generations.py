@@ -53,12 +53,6 @@ class Moved:
     state: str
 
 
-_INSERT = """
-INSERT INTO generations (id, owner, source, model, family, input, idempotency_key, deadline_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
-RETURNING *
-"""
-
 _MOVE = """
 WITH current AS (SELECT id, state FROM generations WHERE id = $1 FOR UPDATE)
 UPDATE generations AS g SET
@@ -105,26 +99,6 @@ WITH due AS (
 )
 SELECT id, pg_notify($2, id::text) FROM due
 """
-
-
-async def insert_generation(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    *,
-    generation_id: uuid.UUID,
-    owner: str,
-    source: str,
-    model: str,
-    family: str,
-    input: dict[str, Any],
-    idempotency_key: str | None = None,
-    deadline_at: datetime | None = None,
-) -> asyncpg.Record:
-    """Insert a new ``queued`` generation and return its row."""
-    row = await conn.fetchrow(
-        _INSERT, generation_id, owner, source, model, family, to_jsonb(input), idempotency_key, deadline_at
-    )
-    assert row is not None
-    return row
 
 
 async def get_generation(

@@ -10,8 +10,7 @@ costs no status query. Past its deadline a generation becomes ``timed_out``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from app.kie.client import KieAuthError, KieClient, KieError
 from app.leader import LeaderTerm
 from app.logs import get_logger
 from app.services.callback_intake import CallbackIntake
+from app.services.workers import BoundedWorkers, next_wake
 
 log = get_logger(__name__)
 
@@ -66,28 +66,19 @@ class Poller:
     async def run(self, term: LeaderTerm) -> None:
         """The singleton loop: woken by NOTIFY when a generation becomes due, else by its schedule."""
         wake = self._notifications.subscribe(db.DUE_CHANNEL)
-        slots = asyncio.Semaphore(_CONCURRENCY)
-        running: set[asyncio.Task[None]] = set()
+        workers = BoundedWorkers("poller", _CONCURRENCY)
         try:
             while True:
                 await self._expire_overdue(term)
                 async with term.fenced() as conn:
                     due = await db.claim_due(conn, _BATCH, _LEASE_S)
                 for row in due:
-                    await slots.acquire()
-                    task = asyncio.create_task(self._check_guarded(term, row, slots))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                if len(due) == _BATCH:
-                    continue
-                pause = await self._sleep_for()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.get(), pause)
+                    await workers.spawn(functools.partial(self.check, term, row), str(row["id"]))
+                if len(due) < _BATCH:  # a full batch means more may be due: go on at once
+                    await next_wake(wake, await self._sleep_for())
         finally:
             self._notifications.unsubscribe(db.DUE_CHANNEL, wake)
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await workers.close()
 
     async def _sleep_for(self) -> float:
         pool = self._database.pool
@@ -97,16 +88,6 @@ class Poller:
         if due_at is None:
             return _MAX_SLEEP_S
         return max(0.01, min(_MAX_SLEEP_S, (due_at - datetime.now(UTC)).total_seconds()))
-
-    async def _check_guarded(self, term: LeaderTerm, row: asyncpg.Record, slots: asyncio.Semaphore) -> None:
-        try:
-            await self.check(term, row)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("poller.check_failed", id=str(row["id"]))
-        finally:
-            slots.release()
 
     async def check(self, term: LeaderTerm, claimed: asyncpg.Record) -> None:
         """One storage-first check of one generation."""

@@ -10,8 +10,7 @@ generation, or for its deadline.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +24,7 @@ from app.leader import LeaderTerm
 from app.logs import get_logger
 from app.services.callback_auth import callback_url
 from app.services.callback_intake import CallbackIntake
+from app.services.workers import BoundedWorkers, next_wake
 
 log = get_logger(__name__)
 
@@ -59,8 +59,7 @@ class Submitter:
     async def run(self, term: LeaderTerm) -> None:
         """The singleton loop: woken by NOTIFY on new generations, with a polling fallback."""
         wake = self._notifications.subscribe(db.CREATED_CHANNEL)
-        slots = asyncio.Semaphore(_CONCURRENCY)
-        running: set[asyncio.Task[None]] = set()
+        workers = BoundedWorkers("submitter", _CONCURRENCY)
         try:
             async with term.fenced() as conn:
                 stale = await db.mark_stale_submissions(conn, _STALE_CLAIM_S)
@@ -70,31 +69,12 @@ class Submitter:
                 async with term.fenced() as conn:
                     claimed = await db.claim_queued(conn, _BATCH)
                 for row in claimed:
-                    await slots.acquire()
-                    task = asyncio.create_task(self._submit_guarded(term, row, slots))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                if len(claimed) == _BATCH:
-                    continue  # more may be waiting
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.get(), _FALLBACK_POLL_S)
-                while not wake.empty():
-                    wake.get_nowait()
+                    await workers.spawn(functools.partial(self.submit, term, row), str(row["id"]))
+                if len(claimed) < _BATCH:  # a full batch means more may be waiting: go on at once
+                    await next_wake(wake, _FALLBACK_POLL_S)
         finally:
             self._notifications.unsubscribe(db.CREATED_CHANNEL, wake)
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-
-    async def _submit_guarded(self, term: LeaderTerm, row: asyncpg.Record, slots: asyncio.Semaphore) -> None:
-        try:
-            await self.submit(term, row)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("submitter.failed", id=str(row["id"]))
-        finally:
-            slots.release()
+            await workers.close()
 
     async def submit(self, term: LeaderTerm, row: asyncpg.Record) -> None:
         """Create the KIE task of one claimed generation and record what happened."""

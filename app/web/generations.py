@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,27 @@ from app.web.errors import json_error
 from app.web.keys import RUNTIME
 
 routes = web.RouteTableDef()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _unavailable_as_503(handler: Handler) -> Handler:
+    """A database that is not reachable yet is a 503 the client can retry, not a 500."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except NotConnected:
+            return json_error(
+                503,
+                "unavailable",
+                "the database is not reachable yet; retry shortly",
+                headers={"Retry-After": "2"},
+            )
+
+    return wrapper
+
 
 _MAX_BODY = 256 * 1024
 _STATES = ("queued", "submitted", "running", "succeeded", "failed", "timed_out", "canceled")
@@ -68,6 +91,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/generations")
+@_unavailable_as_503
 async def create_generation(request: web.Request) -> web.Response:
     """202 with the queued generation; 422 naming the field for bad input."""
     if request.content_length is not None and request.content_length > _MAX_BODY:
@@ -103,18 +127,12 @@ async def create_generation(request: web.Request) -> web.Response:
         return json_error(422, "invalid_input", exc.reason, field=exc.field)
     except IdempotencyConflict as exc:
         return json_error(409, "conflict", str(exc))
-    except NotConnected:
-        return json_error(
-            503,
-            "unavailable",
-            "the database is not reachable yet; retry shortly",
-            headers={"Retry-After": "2"},
-        )
     status = 202 if created.created else 200
     return web.json_response(generation_json(created.row), status=status, dumps=_dumps)
 
 
 @routes.get("/api/v1/generations")
+@_unavailable_as_503
 async def list_generations(request: web.Request) -> web.Response:
     """The caller's generations, newest first: ?state=&model=&limit=&cursor=."""
     state = request.query.get("state") or None
@@ -131,16 +149,13 @@ async def list_generations(request: web.Request) -> web.Response:
         before = _decode_cursor(cursor)
         if before is None:
             return json_error(422, "invalid_input", "cursor is not one this API returned", field="cursor")
-    try:
-        rows = await request.app[RUNTIME].generations.list(
-            owner=request[OWNER],
-            state=state,
-            model=request.query.get("model") or None,
-            before=before,
-            limit=limit,
-        )
-    except NotConnected:
-        return json_error(503, "unavailable", "the database is not reachable yet; retry shortly")
+    rows = await request.app[RUNTIME].generations.list(
+        owner=request[OWNER],
+        state=state,
+        model=request.query.get("model") or None,
+        before=before,
+        limit=limit,
+    )
     next_cursor = _encode_cursor(rows[-1]) if len(rows) == limit else None
     return web.json_response(
         {"generations": [generation_json(row) for row in rows], "next_cursor": next_cursor}, dumps=_dumps
@@ -148,22 +163,21 @@ async def list_generations(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/generations/{id}")
+@_unavailable_as_503
 async def get_generation(request: web.Request) -> web.Response:
     """One generation; 404 when unknown (or another key's). ?wait=N waits up to N s for the end."""
     generation_id = _parse_id(request)
     service = request.app[RUNTIME].generations
-    try:
-        row = await service.get(generation_id, request[OWNER]) if generation_id else None
-        if row is not None and (wait := _wait_seconds(request)) > 0 and row["state"] not in TERMINAL_STATES:
-            row = await service.wait_for_terminal(generation_id, wait) or row  # type: ignore[arg-type]
-    except NotConnected:
-        return json_error(503, "unavailable", "the database is not reachable yet; retry shortly")
+    row = await service.get(generation_id, request[OWNER]) if generation_id else None
+    if row is not None and (wait := _wait_seconds(request)) > 0 and row["state"] not in TERMINAL_STATES:
+        row = await service.wait_for_terminal(generation_id, wait) or row  # type: ignore[arg-type]
     if row is None:
         return json_error(404, "not_found", "no generation with this id")
     return web.json_response(generation_json(row), dumps=_dumps)
 
 
 @routes.post("/api/v1/generations/{id}/cancel")
+@_unavailable_as_503
 async def cancel_generation(request: web.Request) -> web.Response:
     """Stop tracking an open generation; a finished one is returned unchanged."""
     generation_id = _parse_id(request)
@@ -178,6 +192,7 @@ async def cancel_generation(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/generations/{id}/events")
+@_unavailable_as_503
 async def generation_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``, then the end."""
     generation_id = _parse_id(request)

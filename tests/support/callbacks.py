@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from app.db.generations import insert_generation
+from app.db.generations import insert_idempotent
 from app.web.keys import RUNTIME
 
 
@@ -33,7 +33,7 @@ async def make_generation(
     assert pool is not None
     generation_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
-        await insert_generation(
+        await insert_idempotent(
             conn,
             generation_id=generation_id,
             owner="test",
@@ -41,6 +41,8 @@ async def make_generation(
             model=model,
             family="market",
             input={"prompt": "a cat"},
+            idempotency_key=None,
+            timeout_s=900,
         )
         if task_id is not None:
             assert await runtime.callbacks.attach_task_id(conn, generation_id, task_id, None)
