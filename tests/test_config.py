@@ -118,3 +118,18 @@ def test_process_exits_2_with_one_line_and_no_traceback(env: dict[str, str]) -> 
     variable = next(iter(env))
     assert lines[0].startswith(f"configuration error: {variable}=")
     assert "expected" in lines[0]
+
+
+def test_every_variable_read_is_documented_in_env_example() -> None:
+    import re
+
+    source = (ROOT / "app" / "config.py").read_text()
+    read = set(re.findall(r'reader\.(?:get|optional)\(\s*"([A-Z_]+)"', source))
+    documented = {
+        line.split("=", 1)[0].strip()
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert read, "the pattern must find the variables"
+    # RENDER_EXTERNAL_URL is set by Render itself; it is described under PUBLIC_BASE_URL.
+    assert read - documented == {"RENDER_EXTERNAL_URL"}
