@@ -134,7 +134,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     leader_lock_name = reader.get(
         "LEADER_LOCK_NAME", "kie-gateway", _lock_name, "1-100 letters, digits, '-', '_' or '.'"
     )
-    leader_lease_s = reader.get("LEADER_LEASE_S", "5", _float_in_range(2.0, 60.0), "seconds from 2 to 60")
+    # At most 8 s: the server drops a silent lock session after about 11 s (its TCP keepalives),
+    # and an old leader must have stopped acting before a new one can start.
+    leader_lease_s = reader.get("LEADER_LEASE_S", "5", _float_in_range(2.0, 8.0), "seconds from 2 to 8")
     log_level = reader.get(
         "LOG_LEVEL", "INFO", _choice(_LOG_LEVELS, upper=True), "one of " + ", ".join(_LOG_LEVELS)
     )

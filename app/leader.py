@@ -31,7 +31,7 @@ import asyncpg
 from app.backoff import Backoff
 from app.db.database import describe_error
 from app.db.keys import advisory_key
-from app.db.leadership import bump_epoch, fenced_transaction, read_leadership
+from app.db.leadership import StaleEpochError, bump_epoch, fenced_transaction, read_leadership
 from app.logs import get_logger
 from app.metrics import LEADER_EPOCH, LEADER_ROLE, LEADER_TRANSITIONS
 from app.supervision import supervise
@@ -42,6 +42,7 @@ ROLES = ("starting", "passive", "active")
 _LOCK_WAIT = "2s"  # one wait inside pg_advisory_lock; the loop around it proves the session alive
 _KEEPALIVE_INTERVAL_S = 1.0
 _KEEPALIVE_TIMEOUT_S = 1.0
+_BUMP_LOCK_WAIT = "15s"
 _SINGLETON_STOP_TIMEOUT_S = 2.0
 _UNLOCK_TIMEOUT_S = 1.0
 
@@ -54,18 +55,24 @@ class LeaderTerm:
     since: datetime
     _pool_getter: Callable[[], asyncpg.Pool | None]
     _name: str
+    _on_stale: Callable[[], None] = lambda: None
 
     @contextlib.asynccontextmanager
     async def fenced(self) -> AsyncIterator[asyncpg.Connection]:
         """A transaction whose writes commit only while this term is current.
 
-        Raises ``StaleEpochError`` when a newer leader exists.
+        Raises ``StaleEpochError`` when a newer leader exists, and makes this instance step
+        down: someone else leads, so nothing here may keep acting.
         """
         pool = self._pool_getter()
         if pool is None:
             raise ConnectionError("the database is not connected")
-        async with fenced_transaction(pool, self._name, self.epoch) as conn:
-            yield conn
+        try:
+            async with fenced_transaction(pool, self._name, self.epoch) as conn:
+                yield conn
+        except StaleEpochError:
+            self._on_stale()
+            raise
 
 
 SingletonFactory = Callable[[LeaderTerm], Awaitable[None]]
@@ -223,8 +230,14 @@ class Leader:
                 continue
 
     async def _lead(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        epoch, since = await bump_epoch(conn, self.name, self.instance)
-        self.term = LeaderTerm(epoch=epoch, since=since, _pool_getter=self._pool_getter, _name=self.name)
+        async with conn.transaction():
+            # Fenced writes hold the leadership row briefly; wait for them past the short
+            # lock_timeout that paces the election loop.
+            await conn.execute(f"SET LOCAL lock_timeout = '{_BUMP_LOCK_WAIT}'")
+            epoch, since = await bump_epoch(conn, self.name, self.instance)
+        self.term = LeaderTerm(
+            epoch=epoch, since=since, _pool_getter=self._pool_getter, _name=self.name, _on_stale=lost.set
+        )
         self.last_keepalive = time.monotonic()
         self._set_role("active")
         LEADER_EPOCH.set(epoch)
@@ -236,7 +249,7 @@ class Leader:
         last_ok = time.monotonic()
         while True:
             if lost.is_set() or conn.is_closed():
-                raise LockLost("lock connection closed")
+                raise LockLost("lock connection closed, or a newer epoch exists")
             try:
                 await conn.fetchval("SELECT 1", timeout=_KEEPALIVE_TIMEOUT_S)
                 last_ok = self.last_keepalive = time.monotonic()
@@ -244,7 +257,8 @@ class Leader:
                 if lost.is_set() or conn.is_closed():
                     raise LockLost(f"lock connection closed: {describe_error(exc)}") from exc
                 log.warning("leader.keepalive_failed", error=describe_error(exc))
-            if time.monotonic() - last_ok > self.lease_s:
+            # One keepalive period of margin: we stop acting within the lease, not after it.
+            if time.monotonic() - last_ok > self.lease_s - _KEEPALIVE_INTERVAL_S:
                 raise LockLost(f"no keepalive for {self.lease_s:.0f}s: lease expired")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), _KEEPALIVE_INTERVAL_S)

@@ -72,7 +72,7 @@ def safe_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 def _may_hold_secret(text: str) -> bool:
     """Cheap pre-check: only text with a URL or a bot token needs the redaction regexes."""
-    return "://" in text or "bot" in text
+    return "://" in text or "bot" in text or "=" in text
 
 
 def _event_of(record: logging.LogRecord) -> tuple[str, dict[str, Any]]:

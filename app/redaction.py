@@ -14,6 +14,10 @@ _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[-_]?key|authorization|c
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@", re.I)
 # Telegram's bot URLs carry the token in the path.
 _BOT_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]{20,}")
+# A secret-named query parameter inside text, e.g. our callBackUrl echoed back in KIE's `param`.
+_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&](?:token|secret|api[_-]?key|key|signature|password)=)[^&\s\"'\\]+", re.I
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -40,6 +44,7 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """Mask URL passwords and bot tokens inside free text such as exception messages."""
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m['key']}{MASK}", text)
     return _BOT_TOKEN.sub(f"bot{MASK}", text)
 
 

@@ -117,6 +117,7 @@ def build_app(settings: Settings, catalog: Catalog | None = None) -> web.Applica
         notifications=notifications,
         public_base_url=settings.public_base_url,
         first_check_in=poller.first_check_in,
+        pool_getter=lambda: database.pool,
     )
     leader.run_when_active("submitter", submitter.run)
     leader.run_when_active("poller", poller.run)

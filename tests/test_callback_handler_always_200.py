@@ -251,3 +251,12 @@ async def test_metrics_count_callbacks(client: TestClient) -> None:
     assert 'kie_callback_parse_strategy_total{strategy="documented"}' in text
     assert "kie_callback_ack_seconds_bucket" in text
     assert "kie_callback_orphans" in text
+
+
+async def test_our_token_echoed_inside_a_body_is_not_stored(client: TestClient, app: web.Application) -> None:
+    param = orjson.dumps({"callBackUrl": "https://gw.example/callbacks/kie?gid=g1&token=sekrit-token-value"})
+    body = {"code": 200, "data": {"taskId": "echo-1", "state": "generating", "param": param.decode()}}
+    await post(client, orjson.dumps(body))
+    stored = await pool_of(app).fetchval("SELECT body FROM callback_events")
+    assert "sekrit-token-value" not in stored and "token=***" in stored
+    assert await pool_of(app).fetchval("SELECT task_id FROM callback_events") == "echo-1"

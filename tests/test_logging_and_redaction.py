@@ -59,3 +59,9 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     assert len({round(d, 6) for d in delays[20:]}) > 100  # and is not in lockstep
     backoff.reset()
     assert backoff.next_delay() <= 0.1
+
+
+def test_secret_query_parameters_inside_text_are_masked() -> None:
+    echoed = '{"param": "{\\"callBackUrl\\": \\"https://gw.example/callbacks/kie?gid=g1&token=0123abcd\\"}"}'
+    masked = redact_text(echoed)
+    assert "0123abcd" not in masked and "gid=g1" in masked and "token=***" in masked

@@ -99,6 +99,15 @@ WHERE generation_id IS NULL AND applied_at IS NULL AND outcome = 'orphan'
   AND received_at < now() - make_interval(secs => $1)
 """
 
+_PRUNE = """
+DELETE FROM callback_events
+WHERE id IN (
+    SELECT id FROM callback_events
+    WHERE applied_at IS NOT NULL AND received_at < now() - make_interval(secs => $1)
+    LIMIT $2
+)
+"""
+
 _COUNT_ORPHANS = """
 SELECT count(*) FROM callback_events
 WHERE generation_id IS NULL AND applied_at IS NULL AND outcome = 'orphan'
@@ -170,6 +179,12 @@ async def adoptable_orphans(conn: asyncpg.Connection | asyncpg.Pool, limit: int)
 async def expire_orphans(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float) -> int:
     """Give up on orphans nobody claimed for ``older_than_s``; return how many."""
     status = await conn.execute(_EXPIRE_ORPHANS, older_than_s)
+    return int(status.split()[-1])
+
+
+async def prune(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float, limit: int) -> int:
+    """Delete up to ``limit`` applied events received more than ``older_than_s`` ago."""
+    status = await conn.execute(_PRUNE, older_than_s, limit)
     return int(status.split()[-1])
 
 

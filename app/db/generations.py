@@ -88,7 +88,7 @@ _LOCK_TASK = "SELECT pg_advisory_xact_lock($1)"
 # One statement, keys in a fixed global order, so two batches never deadlock on each other.
 _LOCK_TASKS = "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys"
 _BY_TASK_IDS_FOR_UPDATE = (
-    "SELECT id, state, task_id FROM generations WHERE task_id = ANY($1::text[]) FOR UPDATE"
+    "SELECT id, state, task_id FROM generations WHERE task_id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
 _TOUCH_CALLBACKS = "UPDATE generations SET last_callback_at = now() WHERE id = ANY($1::uuid[])"
 _MARK_DUE_MANY = """
@@ -267,10 +267,14 @@ SELECT min(next_check_at) FROM generations
 WHERE state IN ('submitted', 'running') AND task_id IS NOT NULL AND next_check_at IS NOT NULL
 """
 
+# Most overdue first, then in id order: rows are locked one by one in that order, the same
+# order the callback applier uses, so the two never deadlock.
 _OVERDUE = """
-SELECT id, state, submit_uncertain_at IS NOT NULL AS uncertain FROM generations
-WHERE state IN ('queued', 'submitted', 'running') AND deadline_at < now()
-ORDER BY deadline_at LIMIT $1
+SELECT * FROM (
+    SELECT id, state, task_id, family, submit_uncertain_at IS NOT NULL AS uncertain FROM generations
+    WHERE state IN ('queued', 'submitted', 'running') AND deadline_at < now()
+    ORDER BY deadline_at LIMIT $1
+) AS overdue ORDER BY id
 """
 
 

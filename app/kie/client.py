@@ -25,6 +25,8 @@ from app.logs import get_logger
 log = get_logger(__name__)
 
 _RETRYABLE_CODES = frozenset({429, 455, 500, 502, 503})
+# KIE rejects these without doing anything (rate limit, maintenance): a create may be sent again.
+_CREATE_RETRYABLE_CODES = frozenset({429, 455})
 _MAX_ATTEMPTS = 4
 _LIMIT_WAIT_S = 30.0
 
@@ -104,11 +106,18 @@ class KieClient:
             self._session = None
 
     async def create_task(
-        self, family: str, kie_model: str | None, input: dict[str, Any], callback_url: str
+        self,
+        family: str,
+        kie_model: str | None,
+        input: dict[str, Any],
+        callback_url: str,
+        sending: asyncio.Event | None = None,
     ) -> str:
         """Create one KIE task and return its id.
 
         Raises KieError (refused: nothing was created), KieUncertain (it may have been).
+        ``sending`` is set just before the request may leave this process, so a caller that is
+        cancelled can tell whether KIE could have seen it.
         """
         endpoints = ENDPOINTS[family]
         if endpoints.body == "wrapped":
@@ -118,7 +127,7 @@ class KieClient:
             if endpoints.sends_model and kie_model:
                 body["model"] = kie_model
         envelope = await self._call(
-            "POST", endpoints.create, self._create_limit, json_body=body, creates=True
+            "POST", endpoints.create, self._create_limit, json_body=body, creates=True, sending=sending
         )
         data = envelope.get("data")
         task_id = data.get("taskId") or data.get("task_id") if isinstance(data, dict) else None
@@ -158,6 +167,7 @@ class KieClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         creates: bool = False,
+        sending: asyncio.Event | None = None,
     ) -> dict[str, Any]:
         if self._session is None:
             raise RuntimeError("KieClient.start() was not called")
@@ -166,6 +176,8 @@ class KieClient:
             try:
                 async with limiter.slot(_LIMIT_WAIT_S):
                     self.requests += 1
+                    if sending is not None:
+                        sending.set()
                     async with self._session.request(
                         method, self.base_url + path, json=json_body, params=params
                     ) as response:
@@ -173,7 +185,7 @@ class KieClient:
                         raw = await response.read()
             except RateLimitTimeout as exc:
                 raise KieError(429, f"local rate limit: {exc}") from exc
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 # The connection was never made, so nothing reached KIE: safe to try again.
                 error: Exception = KieError(None, f"connection failed: {type(exc).__name__}")
                 retryable = True
@@ -196,9 +208,12 @@ class KieClient:
                     raise KieAuthError(code, message)
                 if code == 402:
                     raise KieCreditsError(code, message)
-                if creates and http_status == 504:
-                    raise KieUncertain("gateway timeout on create")
-                error, retryable = KieError(code, message), code in _RETRYABLE_CODES or http_status >= 500
+                if creates and (code >= 500 or http_status >= 500):
+                    # A server error does not prove that no task was made: never send it again.
+                    raise KieUncertain(f"KIE answered {code} to the create request: {message}")
+                retryable_codes = _CREATE_RETRYABLE_CODES if creates else _RETRYABLE_CODES
+                error = KieError(code, message)
+                retryable = code in retryable_codes or (not creates and http_status >= 500)
             self.last_error = str(error)
             if not retryable or attempt == _MAX_ATTEMPTS:
                 raise error

@@ -52,7 +52,7 @@ from app.metrics import (
     KIE_CALLBACK_STRATEGY,
     KIE_CALLBACKS,
 )
-from app.redaction import MASK, is_secret_key
+from app.redaction import MASK, is_secret_key, redact_text
 from app.services.callback_auth import VERIFIED, verify
 from app.services.callback_spool import CallbackSpool
 from app.supervision import supervise
@@ -67,6 +67,7 @@ _APPLY_BATCH = 500
 _APPLY_BACKLOG = 20_000
 _UNAPPLIED_GRACE_S = 5.0
 _ORPHAN_TTL_S = 24 * 3600.0
+_RETENTION_S = 30 * 24 * 3600.0
 _SECRET_KEY = "kie_callback_secret"  # noqa: S105 - the settings key, not the secret
 _STORED_HEADERS = (
     "content-type",
@@ -406,6 +407,10 @@ class CallbackIntake:
         expired = await inbox.expire_orphans(pool, _ORPHAN_TTL_S)
         if expired:
             log.info("callbacks.orphans_expired", count=expired)
+        # The inbox is an audit trail, not an archive: applied events go after a while.
+        pruned = await inbox.prune(pool, _RETENTION_S, 5000)
+        if pruned:
+            log.info("callbacks.pruned", count=pruned)
         KIE_CALLBACK_ORPHANS.set(await inbox.count_orphans(pool))
 
     async def _store_spooled(self, records: list[dict[str, Any]]) -> None:
@@ -435,6 +440,9 @@ def build_inbox_row(
         now=raw.received_at,
     )
     body_text = raw.body[: STORED_BODY_LIMIT * 4].decode("utf-8", errors="replace")
+    if "=" in body_text:
+        # KIE echoes the create request (our callBackUrl with its token) inside some payloads.
+        body_text = redact_text(body_text)
     truncated = raw.body_size > len(raw.body) or len(body_text) > STORED_BODY_LIMIT
     return inbox.InboxRow(
         intake_id=raw.intake_id,

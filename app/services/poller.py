@@ -10,6 +10,7 @@ costs no status query. Past its deadline a generation becomes ``timed_out``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import asyncpg
 from app.db import generations as db
 from app.db.database import Database
 from app.db.notifications import Notifications
-from app.kie.client import KieAuthError, KieClient, KieError
+from app.kie.client import KieAuthError, KieClient, KieError, TaskStatus
 from app.leader import LeaderTerm
 from app.logs import get_logger
 from app.services.callback_intake import CallbackIntake
@@ -102,27 +103,15 @@ class Poller:
         age = (datetime.now(UTC) - started).total_seconds()
         try:
             status = await self._client.get_status(row["family"], row["task_id"])
-        except KieAuthError as exc:
-            log.error("poller.kie_auth_failed", id=str(generation_id), error=exc.message)
-            await db.schedule_check(pool, generation_id, 30.0, counted=True)
-            return
         except KieError as exc:
-            retry_in = check_interval(age)
+            retry_in = 30.0 if isinstance(exc, KieAuthError) else check_interval(age)
             log.warning("poller.status_failed", id=str(generation_id), error=str(exc), retry_in_s=retry_in)
-            await db.schedule_check(pool, generation_id, retry_in, counted=True)
+            async with term.fenced() as conn:
+                await db.schedule_check(conn, generation_id, retry_in, counted=True)
             return
         async with term.fenced() as conn:
             if status.state in ("succeeded", "failed"):
-                move = db.Transition(
-                    status.state,
-                    result_urls=status.result_urls if status.state == "succeeded" else None,
-                    error=status.error,
-                    error_code=status.error_code,
-                    stage=status.stage,
-                    progress=status.progress,
-                    result_object=status.result_object,
-                )
-                moved = await db.apply_transition(conn, generation_id, move)
+                moved = await db.apply_transition(conn, generation_id, _transition(status))
                 await db.schedule_check(conn, generation_id, 0, counted=True)
                 if moved:
                     log.info(
@@ -139,6 +128,17 @@ class Poller:
 
     async def _expire_overdue(self, term: LeaderTerm) -> None:
         async with term.fenced() as conn:
+            overdue = await db.overdue(conn, 50)
+        for row in overdue:
+            if row["task_id"] is not None and row["state"] in ("submitted", "running"):
+                # One last question before giving up: a result that just finished must not be lost.
+                with contextlib.suppress(KieError):
+                    status = await self._client.get_status(row["family"], row["task_id"])
+                    if status.state in ("succeeded", "failed"):
+                        async with term.fenced() as conn:
+                            await db.apply_transition(conn, row["id"], _transition(status))
+                        continue
+        async with term.fenced() as conn:
             for row in await db.overdue(conn, 50):
                 if row["uncertain"]:
                     message = (
@@ -152,3 +152,16 @@ class Poller:
                 )
                 if moved:
                     log.warning("generation.timed_out", id=str(row["id"]), previous=moved.previous)
+
+
+def _transition(status: TaskStatus) -> db.Transition:
+    """KIE's final answer as a state move."""
+    return db.Transition(
+        status.state or "failed",
+        result_urls=status.result_urls if status.state == "succeeded" else None,
+        error=status.error,
+        error_code=status.error_code,
+        stage=status.stage,
+        progress=status.progress,
+        result_object=status.result_object,
+    )

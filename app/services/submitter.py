@@ -10,13 +10,18 @@ generation, or for its deadline.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from app.backoff import Backoff
 from app.db import generations as db
+from app.db.leadership import StaleEpochError
 from app.db.notifications import Notifications
 from app.kie.catalog import Catalog
 from app.kie.client import KieAuthError, KieClient, KieCreditsError, KieError, KieUncertain
@@ -33,7 +38,10 @@ _CONCURRENCY = 8
 _FALLBACK_POLL_S = 2.0
 # Longer than a create can take with its retries: an older claim means its submitter died.
 _STALE_CLAIM_S = 300.0
-_RETRYABLE = frozenset({None, 429, 455, 500, 502, 503})
+_STALE_SWEEP_S = 60.0
+_RECORD_ATTEMPTS = 5
+# Refusals that prove nothing was created (None: the connection was never made).
+_RETRYABLE = frozenset({None, 429, 455})
 
 
 class Submitter:
@@ -48,6 +56,7 @@ class Submitter:
         notifications: Notifications,
         public_base_url: str,
         first_check_in: Callable[[], float],
+        pool_getter: Callable[[], asyncpg.Pool | None],
     ) -> None:
         self._client = client
         self._catalog = catalog
@@ -55,22 +64,28 @@ class Submitter:
         self._notifications = notifications
         self._public_base_url = public_base_url
         self._first_check_in = first_check_in
+        self._pool_getter = pool_getter
 
     async def run(self, term: LeaderTerm) -> None:
         """The singleton loop: woken by NOTIFY on new generations, with a polling fallback."""
         wake = self._notifications.subscribe(db.CREATED_CHANNEL)
         workers = BoundedWorkers("submitter", _CONCURRENCY)
+        stale_checked = 0.0
         try:
-            async with term.fenced() as conn:
-                stale = await db.mark_stale_submissions(conn, _STALE_CLAIM_S)
-            for generation_id in stale:
-                log.warning("submitter.claim_stale", id=str(generation_id))
             while True:
+                if time.monotonic() - stale_checked > _STALE_SWEEP_S:
+                    async with term.fenced() as conn:
+                        stale = await db.mark_stale_submissions(conn, _STALE_CLAIM_S)
+                    for generation_id in stale:
+                        log.warning("submitter.claim_stale", id=str(generation_id))
+                    stale_checked = time.monotonic()
+                # Claim only what can start now: a claim that waits is a claim a crash strands.
+                await workers.wait_for_free()
                 async with term.fenced() as conn:
-                    claimed = await db.claim_queued(conn, _BATCH)
+                    claimed = await db.claim_queued(conn, workers.free)
                 for row in claimed:
                     await workers.spawn(functools.partial(self.submit, term, row), str(row["id"]))
-                if len(claimed) < _BATCH:  # a full batch means more may be waiting: go on at once
+                if not claimed:
                     await next_wake(wake, _FALLBACK_POLL_S)
         finally:
             self._notifications.unsubscribe(db.CREATED_CHANNEL, wake)
@@ -87,8 +102,15 @@ class Submitter:
             return
         url = callback_url(self._public_base_url, str(generation_id), secret)
         input = row["input"] if isinstance(row["input"], dict) else {}
+        sending = asyncio.Event()
         try:
-            task_id = await self._client.create_task(model.family, model.kie_model, input, url)
+            task_id = await self._client.create_task(model.family, model.kie_model, input, url, sending)
+        except asyncio.CancelledError:
+            if not sending.is_set():
+                # Stopped before anything left this process: give the generation back, even
+                # while being cancelled (shielded), so the next leader submits it at once.
+                await asyncio.shield(self._release_unsent(generation_id))
+            raise
         except KieUncertain as exc:
             async with term.fenced() as conn:
                 await db.mark_uncertain(conn, generation_id, f"KIE create outcome unknown: {exc}")
@@ -114,11 +136,10 @@ class Submitter:
             else:
                 await self._fail(term, generation_id, exc.message, str(exc.code), exc)
             return
+        log.info("submitter.created", id=str(generation_id), task_id=task_id)
         first_check = datetime.now(UTC) + timedelta(seconds=self._first_check_in())
-        async with term.fenced() as conn:
-            attached = await self._intake.attach_task_id(conn, generation_id, task_id, first_check)
-            if not attached:
-                current = await db.get_generation(conn, generation_id)
+        # Shielded: even a step-down must not lose the id of a task KIE is already running for us.
+        attached, current = await asyncio.shield(self._record(term, generation_id, task_id, first_check))
         if attached:
             log.info("submitter.submitted", id=str(generation_id), task_id=task_id, model=model.id)
         elif current is not None and current["task_id"] == task_id:
@@ -130,6 +151,57 @@ class Submitter:
                 task_id=task_id,
                 state=current["state"] if current else None,
             )
+
+    async def _record(
+        self, term: LeaderTerm, generation_id: uuid.UUID, task_id: str, first_check: datetime
+    ) -> tuple[bool, asyncpg.Record | None]:
+        """Record the task id of a task KIE made; retried, because losing it loses a paid result.
+
+        The write is guarded by the row itself (still queued, no task id), so when our term has
+        ended it is still right to record what we alone know, without the fence.
+        """
+        backoff = Backoff(base=0.2, cap=2.0)
+        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+            try:
+                try:
+                    async with term.fenced() as conn:
+                        return await self._attach(conn, generation_id, task_id, first_check)
+                except StaleEpochError:
+                    pool = self._pool_getter()
+                    if pool is None:
+                        raise ConnectionError("the database is not connected") from None
+                    async with pool.acquire() as conn, conn.transaction():
+                        return await self._attach(conn, generation_id, task_id, first_check)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError) as exc:
+                delay = backoff.next_delay()
+                log.error(
+                    "submitter.record_failed",
+                    id=str(generation_id),
+                    task_id=task_id,
+                    attempt=attempt,
+                    error=str(exc)[:200],
+                    retry_in_s=round(delay, 2),
+                )
+                if attempt == _RECORD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _attach(
+        self, conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str, first_check: datetime
+    ) -> tuple[bool, asyncpg.Record | None]:
+        attached = await self._intake.attach_task_id(conn, generation_id, task_id, first_check)
+        return attached, None if attached else await db.get_generation(conn, generation_id)
+
+    async def _release_unsent(self, generation_id: uuid.UUID) -> None:
+        pool = self._pool_getter()
+        if pool is None:
+            return
+        try:
+            async with pool.acquire() as conn:
+                await db.release_claim(conn, generation_id, 0.0, "the submitter stopped before sending it")
+        except Exception as exc:
+            log.warning("submitter.release_failed", id=str(generation_id), error=str(exc)[:200])
 
     async def _fail(
         self, term: LeaderTerm, generation_id: object, message: str, code: str, exc: Exception

@@ -16,8 +16,19 @@ class BoundedWorkers:
 
     def __init__(self, name: str, limit: int) -> None:
         self._name = name
+        self._limit = limit
         self._slots = asyncio.Semaphore(limit)
         self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def free(self) -> int:
+        """Jobs that could start right now."""
+        return self._limit - len(self._running)
+
+    async def wait_for_free(self) -> None:
+        """Return once at least one job could start (claim no more work than can run)."""
+        await self._slots.acquire()
+        self._slots.release()
 
     async def spawn(self, job: Callable[[], Awaitable[None]], label: str) -> None:
         """Start ``job()`` once a slot is free (waits while all are busy: backpressure)."""
