@@ -33,7 +33,6 @@ from app.services.callback_spool import CallbackSpool
 from app.services.generation_service import GenerationService
 from app.services.kie_health import KieHealth
 from app.services.poller import Poller
-from app.services.simulator_runner import start_simulator
 from app.services.storage_probe import StorageProbe
 from app.services.submitter import Submitter
 from app.web import callbacks, generations, health, prometheus
@@ -103,7 +102,9 @@ def build_app(settings: Settings, catalog: Catalog | None = None) -> web.Applica
         direct_dsn_provider(settings, database), (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL)
     )
     kie = KieClient(
-        settings.kie_base_url,
+        # Until the built-in simulator is up, an address where nothing listens: a request fails
+        # to connect (safely retried) rather than ever reaching the real KIE without a key.
+        settings.kie_base_url if not settings.kie_simulated else "http://127.0.0.1:9",
         settings.kie_api_key or "simulator",
         create_limit=(settings.kie_create_limit, settings.kie_create_window_s),
         status_limit=(settings.kie_status_rps, 1.0),
@@ -167,22 +168,35 @@ async def _api_keys_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _kie_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
-    simulator: web.AppRunner | None = None
+    simulator: asyncio.Task[web.AppRunner] | None = None
     if runtime.settings.kie_simulated:
-        simulator, base_url = await start_simulator(runtime.settings.simulator_latency_s)
-        runtime.kie.base_url = base_url
-        log.warning(
-            "kie.simulator_in_use",
-            message="KIE_API_KEY is not set: generations go to the built-in KIE simulator, not to KIE",
-            base_url=base_url,
-        )
+        # Started after the port is open: nothing talks to KIE before the database is up anyway,
+        # and a request that comes earlier fails to connect and is retried.
+        simulator = asyncio.create_task(_start_simulator(runtime), name="kie.simulator")
     else:
         log.info("kie.live", base_url=runtime.kie.base_url)
     await runtime.kie.start()
     yield
     await runtime.kie.close()
     if simulator is not None:
-        await simulator.cleanup()
+        simulator.cancel()
+        results = await asyncio.gather(simulator, return_exceptions=True)
+        if isinstance(results[0], web.AppRunner):
+            await results[0].cleanup()
+
+
+async def _start_simulator(runtime: Runtime) -> web.AppRunner:
+    # Imported here: only the zero-configuration run needs the simulator's code.
+    from app.services.simulator_runner import start_simulator
+
+    runner, base_url = await start_simulator(runtime.settings.simulator_latency_s)
+    runtime.kie.base_url = base_url
+    log.warning(
+        "kie.simulator_in_use",
+        message="KIE_API_KEY is not set: generations go to the built-in KIE simulator, not to KIE",
+        base_url=base_url,
+    )
+    return runner
 
 
 async def _notifications_ctx(app: web.Application) -> AsyncIterator[None]:
