@@ -615,58 +615,46 @@ def _4o_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]
     }
 
 
-def _flux_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]:
-    flag = _flag(task, fraction)
+def _flag_record(
+    task: SimTask,
+    flag: int,
+    latency: float,
+    result_key: str,
+    result: Any,
+    *,
+    succeeded: tuple[int, ...] = (1,),
+) -> dict[str, Any]:
+    """The record-info shape the successFlag families share; only where the result sits differs."""
+    failed = flag in (2, 3)
     return {
         "taskId": task.task_id,
         "paramJson": _param(task),
         "completeTime": _ms(_completed(task, latency)) if flag else None,
-        "response": {
-            "originImageUrl": task.files["origin"][0],
-            "resultImageUrl": task.files["image"][0],
-        }
-        if flag == 1
-        else None,
+        result_key: result if flag in succeeded else None,
         "successFlag": flag,
-        "errorCode": task.fail_code if flag > 1 else None,
-        "errorMessage": _fail_message(task) if flag > 1 else "",
+        "errorCode": task.fail_code if failed else None,
+        "errorMessage": _fail_message(task) if failed else "",
         "createTime": _ms(task.created_wall),
     }
+
+
+def _flux_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]:
+    result = {"originImageUrl": task.files["origin"][0], "resultImageUrl": task.files["image"][0]}
+    return _flag_record(task, _flag(task, fraction), latency, "response", result)
 
 
 def _midjourney_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]:
-    flag = _flag(task, fraction)
-    return {
-        "taskId": task.task_id,
-        "taskType": str(task.body.get("taskType", "mj_txt2img")),
-        "paramJson": _param(task),
-        "completeTime": _ms(_completed(task, latency)) if flag else None,
-        "resultInfoJson": {"resultUrls": [{"resultUrl": url} for url in task.files["image"]]}
-        if flag == 1
-        else None,
-        "successFlag": flag,
-        "errorCode": task.fail_code if flag > 1 else None,
-        "errorMessage": _fail_message(task) if flag > 1 else "",
-        "createTime": _ms(task.created_wall),
-    }
+    result = {"resultUrls": [{"resultUrl": url} for url in task.files["image"]]}
+    record = _flag_record(task, _flag(task, fraction), latency, "resultInfoJson", result)
+    return {"taskType": str(task.body.get("taskType", "mj_txt2img")), **record}
 
 
 def _luma_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]:
     flag = _flag(task, fraction)
     if flag == 1 and task.callback_abandoned:
         flag = 4  # Luma's "generated, but the callback failed"
-    return {
-        "taskId": task.task_id,
-        "paramJson": _param(task),
-        "completeTime": _ms(_completed(task, latency)) if flag else None,
-        "response": {"taskId": task.task_id, "originUrls": [], "resultUrls": task.files["video"]}
-        if flag in (1, 4)
-        else None,
-        "successFlag": flag,
-        "errorCode": task.fail_code if flag in (2, 3) else None,
-        "errorMessage": _fail_message(task) if flag in (2, 3) else "",
-        "createTime": _ms(task.created_wall),
-    }
+    result = {"taskId": task.task_id, "originUrls": [], "resultUrls": task.files["video"]}
+    return _flag_record(task, flag, latency, "response", result, succeeded=(1, 4))
 
 
 StatusBuilder = Callable[[SimTask, float, float], dict[str, Any]]
