@@ -63,6 +63,7 @@ STORED_BODY_LIMIT = 64 * 1024
 _PREVIEW_CHARS = 200
 _STORE_TIMEOUT_S = 2.0
 _SWEEP_INTERVAL_S = 5.0
+_SLOW_SWEEP_S = 60.0
 _APPLY_BATCH = 500
 _APPLY_BACKLOG = 20_000
 _UNAPPLIED_GRACE_S = 5.0
@@ -156,6 +157,7 @@ class CallbackIntake:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._to_apply: list[int] = []
+        self._slow_sweep_at = -_SLOW_SWEEP_S  # the first pass runs the slow sweep too
         self._apply_wake = asyncio.Event()
         self._healthy = False  # the database took our last write; False sends callbacks to the spool
         self.last_error: str | None = None
@@ -402,6 +404,13 @@ class CallbackIntake:
             log.info("callbacks.storing_directly")
         if stale := await inbox.unapplied(pool, _UNAPPLIED_GRACE_S, 500):
             await self.apply_events(stale)
+        if time.monotonic() - self._slow_sweep_at >= _SLOW_SWEEP_S:
+            await self._slow_sweep(pool)
+            self._slow_sweep_at = time.monotonic()
+
+    async def _slow_sweep(self, pool: asyncpg.Pool) -> None:
+        """Safety nets that scan more of the inbox, run once a minute rather than every pass."""
+        # attach_task_id applies orphans as it records a task id; this catches any it could not.
         if adoptable := await inbox.adoptable_orphans(pool, 500):
             await self.apply_events(adoptable)
         expired = await inbox.expire_orphans(pool, _ORPHAN_TTL_S)
