@@ -37,6 +37,8 @@ class ServiceProcess:
             "HOST": "127.0.0.1",
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            # Its own DATA_DIR unless the test names one: never the repository's ./data.
+            "DATA_DIR": str(log_path.parent / f"data-{log_path.stem}"),
             **env,
             "PORT": str(self.port),
         }
