@@ -84,7 +84,6 @@ RETURNING id
 
 _GET = "SELECT * FROM generations WHERE id = $1"
 
-_LOCK_TASK = "SELECT pg_advisory_xact_lock($1)"
 # One statement, keys in a fixed global order, so two batches never deadlock on each other.
 _LOCK_TASKS = "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys"
 _BY_TASK_IDS_FOR_UPDATE = (

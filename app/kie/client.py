@@ -10,14 +10,13 @@ surely did not create anything: a timeout after the request went out raises
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 
 from app.backoff import Backoff
-from app.kie.callbacks import parse_callback
+from app.kie.callbacks import ParsedCallback, parse_callback
 from app.kie.endpoints import CREDITS_PATH, ENDPOINTS
 from app.kie.rate_limit import RateLimitTimeout, SlidingWindowLimiter
 from app.logs import get_logger
@@ -50,20 +49,6 @@ class KieCreditsError(KieError):
 
 class KieUncertain(Exception):
     """A create request may have reached KIE: retrying could create a second task."""
-
-
-@dataclass
-class TaskStatus:
-    """A task's state at KIE, normalised like a callback."""
-
-    task_id: str
-    state: str | None  # running | succeeded | failed | None
-    result_urls: list[str] = field(default_factory=list)
-    error: str | None = None
-    error_code: str | None = None
-    progress: float | None = None
-    stage: str | None = None
-    result_object: Any = None
 
 
 class KieClient:
@@ -136,22 +121,14 @@ class KieClient:
             raise KieUncertain("create answered without a task id")
         return str(task_id)
 
-    async def get_status(self, family: str, task_id: str) -> TaskStatus:
-        """The task's state at KIE (the final authority)."""
+    async def get_status(self, family: str, task_id: str) -> ParsedCallback:
+        """The task's state at KIE (the final authority), read like a callback."""
         envelope = await self._call(
             "GET", ENDPOINTS[family].status, self._status_limit, params={"taskId": task_id}
         )
         parsed = parse_callback(envelope)
-        return TaskStatus(
-            task_id=task_id,
-            state=parsed.state,
-            result_urls=parsed.result_urls,
-            error=parsed.error,
-            error_code=parsed.error_code,
-            progress=parsed.progress,
-            stage=parsed.stage,
-            result_object=parsed.result_object,
-        )
+        parsed.task_id = task_id
+        return parsed
 
     async def credits(self) -> int:
         """The account's remaining credits (also a cheap check that the key works)."""

@@ -270,10 +270,6 @@ class CallbackIntake:
 
     # --- applying -------------------------------------------------------------------------
 
-    async def apply_event(self, event_id: int) -> str | None:
-        """Apply one stored event; None if it is already applied or someone else has it."""
-        return (await self.apply_events([event_id])).get(event_id)
-
     async def apply_events(self, event_ids: list[int]) -> dict[int, str]:
         """Apply stored events in one transaction; return each applied event's outcome."""
         pool = self._database.pool
@@ -329,7 +325,7 @@ class CallbackIntake:
                 due.append(generation_id)
                 outcome = "check_scheduled"
             else:
-                moved = await apply_transition(conn, generation_id, _transition(parsed))
+                moved = await apply_transition(conn, generation_id, outcome_transition(parsed))
                 if moved is not None:
                     current[task_id] = moved.state
                 outcome = f"applied:{moved.state}" if moved else f"ignored:{current[task_id]}"
@@ -489,7 +485,8 @@ def _parsed(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _transition(parsed: dict[str, Any]) -> Transition:
+def outcome_transition(parsed: dict[str, Any]) -> Transition:
+    """The state move a parsed KIE outcome (callback or status answer) asks for."""
     state = parsed["state"]
     return Transition(
         state=state,

@@ -20,10 +20,10 @@ import asyncpg
 from app.db import generations as db
 from app.db.database import Database
 from app.db.notifications import Notifications
-from app.kie.client import KieAuthError, KieClient, KieError, TaskStatus
+from app.kie.client import KieAuthError, KieClient, KieError
 from app.leader import LeaderTerm
 from app.logs import get_logger
-from app.services.callback_intake import CallbackIntake
+from app.services.callback_intake import CallbackIntake, outcome_transition
 from app.services.workers import BoundedWorkers, next_wake
 
 log = get_logger(__name__)
@@ -111,7 +111,7 @@ class Poller:
             return
         async with term.fenced() as conn:
             if status.state in ("succeeded", "failed"):
-                moved = await db.apply_transition(conn, generation_id, _transition(status))
+                moved = await db.apply_transition(conn, generation_id, outcome_transition(status.as_dict()))
                 await db.schedule_check(conn, generation_id, 0, counted=True)
                 if moved:
                     log.info(
@@ -136,7 +136,7 @@ class Poller:
                     status = await self._client.get_status(row["family"], row["task_id"])
                     if status.state in ("succeeded", "failed"):
                         async with term.fenced() as conn:
-                            await db.apply_transition(conn, row["id"], _transition(status))
+                            await db.apply_transition(conn, row["id"], outcome_transition(status.as_dict()))
                         continue
         async with term.fenced() as conn:
             for row in await db.overdue(conn, 50):
@@ -152,16 +152,3 @@ class Poller:
                 )
                 if moved:
                     log.warning("generation.timed_out", id=str(row["id"]), previous=moved.previous)
-
-
-def _transition(status: TaskStatus) -> db.Transition:
-    """KIE's final answer as a state move."""
-    return db.Transition(
-        status.state or "failed",
-        result_urls=status.result_urls if status.state == "succeeded" else None,
-        error=status.error,
-        error_code=status.error_code,
-        stage=status.stage,
-        progress=status.progress,
-        result_object=status.result_object,
-    )
