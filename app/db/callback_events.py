@@ -18,9 +18,9 @@ import asyncpg
 from app.db.jsonb import to_jsonb
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InboxRow:
-    """One callback, ready to be stored."""
+    """One callback, ready to be stored (treat as read-only)."""
 
     intake_id: str
     received_at: datetime
@@ -61,6 +61,12 @@ _SKIP_COMMIT_FLUSH = "SET LOCAL synchronous_commit TO off"
 _LOCK_UNAPPLIED_MANY = """
 SELECT id, task_id, verification, verification_detail, gid, parsed
 FROM callback_events WHERE id = ANY($1::bigint[]) AND applied_at IS NULL
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+
+_LOCK_UNAPPLIED_IDS = """
+SELECT id FROM callback_events WHERE id = ANY($1::bigint[]) AND applied_at IS NULL
 ORDER BY id
 FOR UPDATE SKIP LOCKED
 """
@@ -134,9 +140,14 @@ async def lock_unapplied_many(conn: asyncpg.Connection, event_ids: list[int]) ->
     return list(await conn.fetch(_LOCK_UNAPPLIED_MANY, event_ids))
 
 
-@dataclass(frozen=True)
+async def lock_unapplied_ids(conn: asyncpg.Connection, event_ids: list[int]) -> set[int]:
+    """:func:`lock_unapplied_many` returning only the ids (for callers that hold the rest)."""
+    return {record["id"] for record in await conn.fetch(_LOCK_UNAPPLIED_IDS, event_ids)}
+
+
+@dataclass(slots=True)
 class Finished:
-    """What applying one event did."""
+    """What applying one event did (treat as read-only)."""
 
     event_id: int
     outcome: str

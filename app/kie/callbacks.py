@@ -78,6 +78,7 @@ _URL_KEYS = (
     "result_image_url",
     "url",
 )
+_URL_KEY_RANK = {key: rank for rank, key in enumerate(_URL_KEYS)}
 # Subtrees that echo the request (input images are not results) or hold short-lived copies.
 _URL_SKIP_KEYS = frozenset(
     {
@@ -166,7 +167,11 @@ def parse_callback(
 def _normalise(payload: Any) -> Any:
     """bytes -> str -> JSON (up to three rounds for doubly encoded text)."""
     if isinstance(payload, bytes | bytearray | memoryview):
-        payload = bytes(payload).decode("utf-8", errors="replace")
+        payload = bytes(payload)
+        # The common case, a JSON object or array in valid UTF-8, parses straight from the bytes;
+        # anything else (invalid UTF-8, a BOM, doubly encoded text, a form) takes the long way.
+        document = _json_document(payload)
+        payload = document if document is not None else payload.decode("utf-8", errors="replace")
     for _ in range(_MAX_DECODE_ROUNDS):
         if not isinstance(payload, str):
             break
@@ -183,6 +188,17 @@ def _normalise(payload: Any) -> Any:
             top = {**top, "data": inner}
             payload = top if isinstance(payload, dict) else [top]
     return payload
+
+
+def _json_document(body: bytes) -> dict[str, Any] | list[Any] | None:
+    """``body`` parsed, when it is a JSON object or array (the same result the text path gives)."""
+    if len(body) > _MAX_JSON_BODY or body.lstrip(b" \t\r\n")[:1] not in (b"{", b"["):
+        return None
+    try:
+        document = orjson.loads(body)
+    except (orjson.JSONDecodeError, RecursionError, ValueError):
+        return None
+    return document if isinstance(document, dict | list) else None
 
 
 def _json_or_none(text: str, limit: int = _MAX_JSON_STRING) -> Any:
@@ -266,10 +282,13 @@ def _extract(
 def _documented_record_id(top: dict[str, Any] | None) -> str | None:
     if top is None:
         return None
-    for path in (("recordId",), ("record_id",), ("data", "recordId"), ("data", "record_id")):
-        value = _as_id(_at(top, path))
-        if value is not None:
-            return value
+    data = _decoded(top.get("data"))
+    for node in (top, data):
+        if isinstance(node, dict) and ("recordId" in node or "record_id" in node):
+            for key in ("recordId", "record_id"):
+                value = _as_id(node.get(key))
+                if value is not None:
+                    return value
     return None
 
 
@@ -458,8 +477,8 @@ def _collect_urls(data: Any) -> list[str]:
         elif isinstance(node, list) and depth + 1 < MAX_DEPTH:
             stack.extend((item, depth + 1) for item in reversed(node[:1000]) if isinstance(item, dict | list))
     urls: dict[str, None] = {}  # an ordered set: linear, however many URLs a hostile body holds
-    for key in _URL_KEYS:
-        for url in found.get(key, ()):
+    for key in sorted(found, key=_URL_KEY_RANK.__getitem__):
+        for url in found[key]:
             urls.setdefault(url, None)
             if len(urls) >= _MAX_RESULT_URLS:
                 return list(urls)

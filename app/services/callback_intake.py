@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import functools
 import secrets
@@ -52,6 +53,7 @@ from app.metrics import (
     KIE_CALLBACK_STRATEGY,
     KIE_CALLBACKS,
 )
+from app.random_ids import random_hex
 from app.redaction import MASK, is_secret_key, redact_text
 from app.services.callback_auth import VERIFIED, verify
 from app.services.callback_spool import CallbackSpool
@@ -81,9 +83,9 @@ _STORED_HEADERS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawCallback:
-    """A callback exactly as received, before any interpretation."""
+    """A callback exactly as received, before any interpretation (treat as read-only)."""
 
     intake_id: str
     received_at: float
@@ -106,7 +108,7 @@ class RawCallback:
         body_size: int,
     ) -> RawCallback:
         """A freshly received callback with a new unique intake id."""
-        return cls(uuid.uuid4().hex, time.time(), path, content_type, query, headers, body, body_size)
+        return cls(random_hex(16), time.time(), path, content_type, query, headers, body, body_size)
 
     def to_spool(self) -> dict[str, Any]:
         """The JSON record written to the spool (the body base64-encoded, as bytes may be anything)."""
@@ -152,11 +154,11 @@ class CallbackIntake:
         self._hmac_key = hmac_key
         self.secret: str | None = configured_secret
         self._writer: GroupCommitter[inbox.InboxRow, int | None] = GroupCommitter(
-            "callback_inbox", self._write
+            "callback_inbox", self._write, timeout=_STORE_TIMEOUT_S
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
-        self._to_apply: list[int] = []
+        self._to_apply: list[dict[str, Any]] = []
         self._slow_sweep_at = -_SLOW_SWEEP_S  # the first pass runs the slow sweep too
         self._apply_wake = asyncio.Event()
         self._healthy = False  # the database took our last write; False sends callbacks to the spool
@@ -206,33 +208,32 @@ class CallbackIntake:
                 row = self._inbox_row(raw, parsed, spooled=False)
                 verification = row.verification
                 try:
-                    await self._writer.submit(row, timeout=_STORE_TIMEOUT_S)
+                    await self._writer.submit(row)
                 except Exception as exc:  # the database is gone or too slow: the spool takes it
                     self._healthy = False
                     self.last_error = describe_error(exc)
                     log.warning("kie_callback.store_failed", error=self.last_error)
                 else:
-                    outcome = "stored"
-            if outcome != "stored":
-                await self._spool.append(raw.to_spool())
-                self._wake.set()
-                outcome = "spooled"
+                    return "stored"  # counted and logged with its batch, by the writer
+            await self._spool.append(raw.to_spool())
+            self._wake.set()
+            outcome = "spooled"
         except Exception as exc:
             self.last_error = describe_error(exc)
             log.exception("kie_callback.lost", intake_id=raw.intake_id, error=self.last_error)
         _callbacks_counter(verification, outcome).inc()
         log.info(
             "kie_callback.received",
-            intake_id=raw.intake_id,
-            task_id=parsed.task_id,
-            strategy=parsed.strategy,
-            shape=parsed.shape,
-            state=parsed.state,
-            stage=parsed.stage,
-            verification=verification,
-            outcome=outcome,
-            size=raw.body_size,
-            preview=_preview(raw.body),
+            **_received_fields(
+                raw.intake_id,
+                parsed.task_id,
+                parsed.strategy,
+                parsed.as_dict(),
+                verification,
+                outcome,
+                raw.body_size,
+                raw.body[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace"),
+            ),
         )
         return outcome
 
@@ -240,15 +241,38 @@ class CallbackIntake:
         return build_inbox_row(raw, parsed, secret=self.secret, hmac_key=self._hmac_key, spooled=spooled)
 
     async def _write(self, rows: list[inbox.InboxRow], resolve: Resolve[int | None]) -> None:
-        """Store a batch (one statement, one commit), release its callers, then apply it."""
+        """Store a batch (one statement, one commit), release its callers, then queue it to apply."""
         pool = self._database.pool
         if pool is None:
             raise ConnectionError("the database is not connected")
         async with pool.acquire(timeout=_STORE_TIMEOUT_S) as conn:
             ids = await inbox.insert_batch(conn, rows)
         resolve([ids.get(row.intake_id) for row in rows])  # durable: the 200s may go out
+        # One line per callback, handed to the log handlers as one batch (the hot path's costliest
+        # part was the logging machinery once per line).
+        log.info_each(
+            "kie_callback.received",
+            [
+                _received_fields(
+                    row.intake_id,
+                    row.task_id,
+                    row.strategy,
+                    row.parsed,
+                    row.verification,
+                    "stored",
+                    row.body_size,
+                    row.body,
+                )
+                for row in rows
+            ],
+        )
+        for verification, count in collections.Counter(row.verification for row in rows).items():
+            _callbacks_counter(verification, "stored").inc(count)
         if ids:
-            self._to_apply.extend(sorted(ids.values()))
+            # The applier decides from what we hold in memory; the table is only locked and updated.
+            self._to_apply.extend(
+                _stored_event(ids[row.intake_id], row) for row in rows if row.intake_id in ids
+            )
             if len(self._to_apply) > _APPLY_BACKLOG:
                 # Far behind: forget the oldest; the maintenance sweep finds them in the table.
                 del self._to_apply[: len(self._to_apply) - _APPLY_BACKLOG]
@@ -262,7 +286,7 @@ class CallbackIntake:
             while self._to_apply:
                 batch, self._to_apply = self._to_apply[:_APPLY_BATCH], self._to_apply[_APPLY_BATCH:]
                 try:
-                    await self.apply_events(batch)
+                    await self._apply_stored(batch)
                 except Exception as exc:
                     # Stored but not applied: the maintenance sweep applies them shortly.
                     log.warning("kie_callback.apply_failed", events=len(batch), error=describe_error(exc))
@@ -282,7 +306,20 @@ class CallbackIntake:
             events = await inbox.lock_unapplied_many(conn, event_ids)
             return await self._apply_locked(conn, events)
 
-    async def _apply_locked(self, conn: asyncpg.Connection, events: list[asyncpg.Record]) -> dict[int, str]:
+    async def _apply_stored(self, events: list[dict[str, Any]]) -> dict[int, str]:
+        """:meth:`apply_events` for events this process just stored and still holds in memory."""
+        pool = self._database.pool
+        if pool is None:
+            raise ConnectionError("the database is not connected")
+        async with pool.acquire() as conn, conn.transaction():
+            await inbox.skip_commit_flush(conn)
+            # Only the lock comes from the table: another applier may have taken some of them.
+            free = await inbox.lock_unapplied_ids(conn, [event["id"] for event in events])
+            return await self._apply_locked(conn, [event for event in events if event["id"] in free])
+
+    async def _apply_locked(
+        self, conn: asyncpg.Connection, events: list[asyncpg.Record] | list[dict[str, Any]]
+    ) -> dict[int, str]:
         """Decide and apply locked events, oldest first, inside the caller's transaction."""
         if not events:
             return {}
@@ -333,8 +370,8 @@ class CallbackIntake:
         await touch_callbacks(conn, sorted({r.generation_id for r in results if r.generation_id}))
         await mark_due_many(conn, sorted(set(due)))
         await inbox.finish_many(conn, results)
-        for result in results:
-            KIE_CALLBACK_APPLY.labels(outcome=result.outcome.split(":", 1)[0]).inc()
+        for outcome, count in collections.Counter(r.outcome.split(":", 1)[0] for r in results).items():
+            _apply_counter(outcome).inc(count)
         return {result.event_id: result.outcome for result in results}
 
     @staticmethod
@@ -475,6 +512,23 @@ def _strategy_counter(strategy: str) -> Counter:
 
 
 @functools.cache
+def _apply_counter(outcome: str) -> Counter:
+    return KIE_CALLBACK_APPLY.labels(outcome=outcome)
+
+
+def _stored_event(event_id: int, row: inbox.InboxRow) -> dict[str, Any]:
+    """A just-stored row in the shape :meth:`CallbackIntake._apply_locked` reads from the table."""
+    return {
+        "id": event_id,
+        "task_id": row.task_id,
+        "verification": row.verification,
+        "verification_detail": row.verification_detail,
+        "gid": row.gid,
+        "parsed": row.parsed,
+    }
+
+
+@functools.cache
 def _callbacks_counter(verified: str, outcome: str) -> Counter:
     return KIE_CALLBACKS.labels(verified=verified, outcome=outcome)
 
@@ -499,6 +553,26 @@ def outcome_transition(parsed: dict[str, Any]) -> Transition:
     )
 
 
-def _preview(body: bytes) -> str:
-    # The log formatter masks secrets in every string field, this one included.
-    return body[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:_PREVIEW_CHARS]
+def _received_fields(
+    intake_id: str,
+    task_id: str | None,
+    strategy: str,
+    parsed: dict[str, Any],
+    verification: str,
+    outcome: str,
+    size: int,
+    body: str,
+) -> dict[str, Any]:
+    """The fields of a ``kie_callback.received`` line (the formatter masks secrets in the preview)."""
+    return {
+        "intake_id": intake_id,
+        "task_id": task_id,
+        "strategy": strategy,
+        "shape": parsed.get("shape"),
+        "state": parsed.get("state"),
+        "stage": parsed.get("stage"),
+        "verification": verification,
+        "outcome": outcome,
+        "size": size,
+        "preview": body[:_PREVIEW_CHARS],
+    }

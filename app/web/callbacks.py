@@ -22,7 +22,7 @@ log = get_logger(__name__)
 routes = web.RouteTableDef()
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-_ACK = {"ok": True}
+_ACK_BODY = b'{"ok":true}'
 
 
 @routes.post("/callbacks/kie")
@@ -44,7 +44,7 @@ async def kie_callback(request: web.Request) -> web.Response:
     except Exception:
         log.exception("kie_callback.handler_error", path=request.path)
     KIE_CALLBACK_ACK_SECONDS.observe(time.perf_counter() - started)
-    return web.json_response(_ACK)
+    return web.Response(body=_ACK_BODY, content_type="application/json")
 
 
 async def _read_body(request: web.Request) -> tuple[bytes, int]:

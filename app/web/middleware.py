@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import time
 
@@ -13,6 +12,7 @@ from prometheus_client import Histogram
 
 from app.logs import get_logger
 from app.metrics import HTTP_REQUEST_SECONDS, HTTP_UNHANDLED_ERRORS
+from app.random_ids import random_hex
 from app.web.errors import json_error
 
 log = get_logger(__name__)
@@ -45,7 +45,7 @@ def _route_of(request: web.Request) -> str:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id, turn every error into JSON, and time it."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
+    request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else random_hex(16)
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     route = _route_of(request)
