@@ -36,7 +36,6 @@ from app.services.poller import Poller
 from app.services.storage_probe import StorageProbe
 from app.services.submitter import Submitter
 from app.web import callbacks, generations, health, prometheus
-from app.web.auth import require_api_key
 from app.web.keys import RUNTIME
 from app.web.middleware import request_context
 
@@ -89,7 +88,7 @@ def make_leader(settings: Settings, database: Database) -> Leader:
 
 def build_app(settings: Settings, catalog: Catalog | None = None) -> web.Application:
     """Create the application with every route; call inside a running event loop."""
-    app = web.Application(middlewares=[request_context, require_api_key], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[request_context], client_max_size=CLIENT_MAX_SIZE)
     database = make_database(settings)
     intake = CallbackIntake(
         database,

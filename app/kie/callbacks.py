@@ -390,9 +390,9 @@ def _read_outcome(root: Any, parsed: ParsedCallback) -> None:
             parsed.state = None  # "complete" with no audio yet: let the status query decide
         if parsed.code is not None and parsed.code != 200 and parsed.stage != "error":
             parsed.state = FAILED
-    elif "state" in data and state_word(data.get("state")) is not None:
+    elif "state" in data and (market_state := state_word(data.get("state"))) is not None:
         parsed.shape = "market"
-        parsed.state = state_word(data.get("state"))
+        parsed.state = market_state
         result = _decoded(data.get("resultJson"))
         if isinstance(result, dict):
             parsed.result_urls = _collect_urls(result)
@@ -469,7 +469,7 @@ def _collect_urls(data: Any) -> list[str]:
             for key, value in node.items():
                 if key in _URL_SKIP_KEYS:
                     continue
-                if key in _URL_KEYS:
+                if key in _URL_KEY_RANK:  # a dict: one hash lookup, not a scan of the tuple
                     found.setdefault(key, []).extend(_urls_in(value))
                 elif depth + 1 < MAX_DEPTH and isinstance(value, dict | list | str):
                     children.append((value, depth + 1))
@@ -530,6 +530,8 @@ def _text(value: Any) -> str | None:
 
 
 def _as_int(value: Any) -> int | None:
+    if value.__class__ is int:  # the usual case, checked first (bool is not int here)
+        return value
     if isinstance(value, bool):
         return None
     try:

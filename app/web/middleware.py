@@ -13,6 +13,7 @@ from prometheus_client import Histogram
 from app.logs import get_logger
 from app.metrics import HTTP_REQUEST_SECONDS, HTTP_UNHANDLED_ERRORS
 from app.random_ids import random_hex
+from app.web.auth import API_PREFIX, authenticate
 from app.web.errors import json_error
 
 log = get_logger(__name__)
@@ -43,14 +44,18 @@ def _route_of(request: web.Request) -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id, turn every error into JSON, and time it."""
+    """Give each request an id, check API keys under /api/, turn every error into JSON, and time it.
+
+    One middleware rather than several: each layer costs every request, callbacks included.
+    """
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else random_hex(16)
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     route = _route_of(request)
     try:
-        response = await handler(request)
+        denied = authenticate(request) if request.path.startswith(API_PREFIX) else None
+        response = denied if denied is not None else await handler(request)
     except web.HTTPException as exc:
         response = _http_exception_as_json(exc)
     except Exception:
