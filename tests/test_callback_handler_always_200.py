@@ -260,3 +260,31 @@ async def test_our_token_echoed_inside_a_body_is_not_stored(client: TestClient, 
     stored = await pool_of(app).fetchval("SELECT body FROM callback_events")
     assert "sekrit-token-value" not in stored and "token=***" in stored
     assert await pool_of(app).fetchval("SELECT task_id FROM callback_events") == "echo-1"
+
+
+async def test_a_callback_the_parser_chokes_on_is_stored_raw_and_its_batch_is_not_lost(
+    client: TestClient, app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parser never raises by contract; this stands in for a bug in it. Callbacks are
+    # interpreted a batch at a time, so one bad one must not take its batch-mates down.
+    from app.services import callback_intake
+
+    real_parse = callback_intake.parse_callback
+
+    def parse_or_fail(body, query=None, headers=None):  # type: ignore[no-untyped-def]
+        if b"poison" in bytes(body):
+            raise RuntimeError("parser bug")
+        return real_parse(body, query, headers)
+
+    monkeypatch.setattr(callback_intake, "parse_callback", parse_or_fail)
+    bodies = [orjson.dumps(market_success(f"batch-{n}")) for n in range(20)]
+    bodies.insert(7, b'{"data": {"taskId": "poison-task", "state": "success"}}')
+    answers = await asyncio.gather(*(post(client, body) for body in bodies))
+    assert answers == [{"ok": True}] * len(bodies)
+
+    rows = await pool_of(app).fetch("SELECT body, task_id, strategy FROM callback_events")
+    assert len(rows) == len(bodies), "every callback is stored, the poisoned one included"
+    poisoned = [row for row in rows if "poison-task" in row["body"]]
+    assert len(poisoned) == 1
+    assert poisoned[0]["task_id"] is None and poisoned[0]["strategy"] == "none"
+    assert sorted(row["task_id"] for row in rows if row["task_id"]) == sorted(f"batch-{n}" for n in range(20))
