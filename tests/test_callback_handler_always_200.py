@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 
 from app.config import load_settings
 from app.server import build_app
@@ -205,6 +206,59 @@ async def test_orphan_then_task_id_recorded_applies_it(client: TestClient, app: 
     event = await pool.fetchrow("SELECT outcome, generation_id, applied_at FROM callback_events")
     assert event["outcome"] == "applied:succeeded"
     assert event["generation_id"] == generation_id and event["applied_at"] is not None
+
+
+async def test_a_callback_stored_while_its_task_id_is_being_recorded_is_not_left_an_orphan(
+    client: TestClient, app: web.Application
+) -> None:
+    """Unknown-task callbacks are settled as orphans when stored; recording the task id must not race that.
+
+    The callback arrives while attach_task_id's transaction has recorded the task id and scanned
+    for orphans but not yet committed. Storing it waits for that commit (the task-id lock) and
+    then sees the task id, so it is applied instead of waiting as an orphan nobody will look for.
+    """
+    generation_id = await make_generation(app)  # queued, no task id yet
+    pool = pool_of(app)
+    runtime = app[RUNTIME]
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            assert await runtime.callbacks.attach_task_id(conn, generation_id, "task-race", None)
+            # Unverified on purpose: those are the ones settled as orphans at insert time.
+            sending = asyncio.create_task(post(client, orjson.dumps(market_success("task-race"))))
+            await asyncio.sleep(0.3)
+            assert not sending.done(), "storing waits for the task id being recorded"
+        finally:
+            await transaction.commit()
+    assert await sending == {"ok": True}
+    outcome = await wait_for_row(pool, "SELECT outcome FROM callback_events WHERE task_id = 'task-race'")
+    assert outcome == "check_scheduled", "applied against the generation, not left as an orphan"
+    event = await pool.fetchrow("SELECT generation_id, applied_at FROM callback_events")
+    assert event["generation_id"] == generation_id and event["applied_at"] is not None
+
+
+async def test_callbacks_that_cannot_move_a_generation_are_settled_as_they_are_stored(
+    client: TestClient, app: web.Application
+) -> None:
+    def applied(outcome: str) -> float:
+        return REGISTRY.get_sample_value("kie_callback_apply_total", {"outcome": outcome}) or 0.0
+
+    before = {outcome: applied(outcome) for outcome in ("orphan", "no_task_id")}
+    await post(client, orjson.dumps(market_success("nobody-knows")))
+    await post(client, b'{"code": 200, "msg": "no id anywhere"}')
+    pool = pool_of(app)
+    rows = {
+        r["strategy"]: r
+        for r in await pool.fetch("SELECT strategy, outcome, applied_at FROM callback_events")
+    }
+    # Settled by the INSERT itself, before the 200: no waiting for the applier.
+    assert rows["documented"]["outcome"] == "orphan" and rows["documented"]["applied_at"] is None
+    assert rows["none"]["outcome"] == "no_task_id" and rows["none"]["applied_at"] is not None
+    assert {outcome: applied(outcome) - count for outcome, count in before.items()} == {
+        "orphan": 1.0,
+        "no_task_id": 1.0,
+    }
 
 
 async def test_suno_stages_end_as_one_success(client: TestClient, app: web.Application) -> None:

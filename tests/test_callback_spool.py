@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from app.config import load_settings
 from app.db.embedded import EmbeddedPostgres
 from app.server import build_app
+from app.services.callback_auth import VERIFIED
 from app.services.callback_intake import RawCallback
 from app.services.callback_spool import CallbackSpool
 from app.web.keys import RUNTIME
@@ -131,7 +132,7 @@ async def test_an_interrupted_replay_stores_nothing_twice(database_url: str, tmp
                 rows.append(
                     build_inbox_row(raw, parse_callback(raw.body), secret=None, hmac_key=None, spooled=True)
                 )
-            await inbox.insert_batch(pool, rows)
+            await inbox.insert_batch(pool, rows, trusted=VERIFIED)
 
         with pytest.raises(ConnectionError):
             await spool.replay(failing_store, batch_size=2)

@@ -9,12 +9,14 @@ recorded.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from app.db.generations import task_lock_key
 from app.db.jsonb import to_jsonb
 
 
@@ -40,21 +42,9 @@ class InboxRow:
     spooled: bool
 
 
-# The batch travels as one JSON array: one parameter to encode instead of sixteen arrays,
-# and PostgreSQL, on its own core, does the unpacking.
-_INSERT_BATCH = """
-INSERT INTO callback_events (
-    intake_id, received_at, path, content_type, query, headers, body, body_size, body_truncated,
-    task_id, strategy, verification, verification_detail, gid, parsed, spooled)
-SELECT intake_id, received_at, path, content_type, query, headers, body, body_size, body_truncated,
-       task_id, strategy, verification, verification_detail, gid, parsed, spooled
-FROM json_to_recordset($1::text::json) AS t(
-    intake_id text, received_at timestamptz, path text, content_type text, query jsonb, headers jsonb,
-    body text, body_size int, body_truncated bool, task_id text, strategy text, verification text,
-    verification_detail text, gid text, parsed jsonb, spooled bool)
-ON CONFLICT (intake_id) DO NOTHING
-RETURNING id, intake_id
-"""
+# The batch travels as one JSON array (one parameter to encode instead of sixteen arrays) to a
+# function in migration 0004, which takes the task-id locks and inserts with a fresh snapshot.
+_STORE_BATCH = "SELECT event_id, event_intake_id, settled_outcome FROM store_callback_batch($1, $2, $3)"
 
 _SKIP_COMMIT_FLUSH = "SET LOCAL synchronous_commit TO off"
 
@@ -120,14 +110,30 @@ WHERE generation_id IS NULL AND applied_at IS NULL AND outcome = 'orphan'
 """
 
 
-async def insert_batch(conn: asyncpg.Connection | asyncpg.Pool, rows: list[InboxRow]) -> dict[str, int]:
-    """Store callbacks in one statement; return ``{intake_id: event id}`` of the rows that were new.
+@dataclass(slots=True)
+class Stored:
+    """A row :func:`insert_batch` stored: its id, and the outcome it was settled with, if any."""
 
-    A row whose intake id is already stored (a spool replay after a partial outage) is skipped.
+    event_id: int
+    settled_outcome: str | None
+
+
+async def insert_batch(
+    conn: asyncpg.Connection | asyncpg.Pool, rows: list[InboxRow], *, trusted: Collection[str]
+) -> dict[str, Stored]:
+    """Store callbacks in one statement; return ``{intake_id: Stored}`` of the rows that were new.
+
+    Rows that cannot move a generation are settled as they are stored (migration 0004): no
+    task id -> ``no_task_id``; a verification not in ``trusted`` and a task id no generation
+    owns -> ``orphan``. The others are left for the applier. A row whose intake id is already
+    stored (a spool replay after a partial outage) is skipped.
     """
     payload = to_jsonb(rows)  # orjson serialises the dataclasses and datetimes itself
-    records = await conn.fetch(_INSERT_BATCH, payload)
-    return {record["intake_id"]: record["id"] for record in records}
+    keys = sorted({task_lock_key(row.task_id) for row in rows if row.task_id})
+    records = await conn.fetch(_STORE_BATCH, payload, keys, sorted(trusted))
+    return {
+        record["event_intake_id"]: Stored(record["event_id"], record["settled_outcome"]) for record in records
+    }
 
 
 async def skip_commit_flush(conn: asyncpg.Connection) -> None:

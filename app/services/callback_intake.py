@@ -21,6 +21,7 @@ import functools
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -267,8 +268,8 @@ class CallbackIntake:
             _strategy_counter(strategy).inc(count)
         # No acquire timeout of its own: the group committer bounds the whole write.
         async with pool.acquire() as conn:
-            ids = await inbox.insert_batch(conn, rows)
-        resolve([ids.get(row.intake_id) for row in rows])  # durable: the 200s may go out
+            stored = await inbox.insert_batch(conn, rows, trusted=VERIFIED)
+        resolve([_event_id(stored.get(row.intake_id)) for row in rows])  # durable: the 200s may go out
         # One line per callback, handed to the log handlers as one batch (the hot path's costliest
         # part was the logging machinery once per line).
         log.info_each(
@@ -289,11 +290,15 @@ class CallbackIntake:
         )
         for verification, count in collections.Counter(row.verification for row in rows).items():
             _callbacks_counter(verification, "stored").inc(count)
-        if ids:
-            # The applier decides from what we hold in memory; the table is only locked and updated.
-            self._to_apply.extend(
-                _stored_event(ids[row.intake_id], row) for row in rows if row.intake_id in ids
-            )
+        _count_settled(stored.values())
+        # The applier decides from what we hold in memory; the table is only locked and updated.
+        unsettled = [
+            _stored_event(entry.event_id, row)
+            for row in rows
+            if (entry := stored.get(row.intake_id)) is not None and entry.settled_outcome is None
+        ]
+        if unsettled:
+            self._to_apply.extend(unsettled)
             if len(self._to_apply) > _APPLY_BACKLOG:
                 # Far behind: forget the oldest; the maintenance sweep finds them in the table.
                 del self._to_apply[: len(self._to_apply) - _APPLY_BACKLOG]
@@ -346,7 +351,7 @@ class CallbackIntake:
             return {}
         task_ids = sorted({event["task_id"] for event in events if event["task_id"]})
         # Serialises us with attach_task_id deciding about the same tasks: no orphan is missed.
-        await lock_tasks(conn, task_ids)
+        await lock_tasks(conn, task_ids, shared=True)
         generations = {row["task_id"]: row for row in await lock_by_task_ids(conn, task_ids)}
         current = {task_id: row["state"] for task_id, row in generations.items()}
         results: list[inbox.Finished] = []
@@ -482,9 +487,10 @@ class CallbackIntake:
             raise ConnectionError("the database is not connected")
         rows = [self._interpret(RawCallback.from_spool(record), spooled=True) for record in records]
         async with pool.acquire() as conn:
-            ids = await inbox.insert_batch(conn, rows)
-        if ids:
-            await self.apply_events(sorted(ids.values()))
+            stored = await inbox.insert_batch(conn, rows, trusted=VERIFIED)
+        _count_settled(stored.values())
+        if unsettled := sorted(entry.event_id for entry in stored.values() if entry.settled_outcome is None):
+            await self.apply_events(unsettled)
 
 
 def build_inbox_row(
@@ -532,6 +538,16 @@ def _strategy_counter(strategy: str) -> Counter:
 @functools.cache
 def _apply_counter(outcome: str) -> Counter:
     return KIE_CALLBACK_APPLY.labels(outcome=outcome)
+
+
+def _event_id(stored: inbox.Stored | None) -> int | None:
+    return stored.event_id if stored is not None else None
+
+
+def _count_settled(stored: Iterable[inbox.Stored]) -> None:
+    """Count the rows settled as they were stored with the outcomes the applier counts."""
+    for outcome, count in collections.Counter(s.settled_outcome for s in stored if s.settled_outcome).items():
+        _apply_counter(outcome).inc(count)
 
 
 def _stored_event(event_id: int, row: inbox.InboxRow) -> dict[str, Any]:
