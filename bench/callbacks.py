@@ -5,8 +5,9 @@ Both servers are real processes driven by the same load generator in the same ru
 2. the durable floor (bench/durable_floor_app.py: a group-commit INSERT of the raw body and
    nothing else), closed loop: for reference, what durability alone costs;
 3. the service (``python main_render.py`` on an embedded PostgreSQL started here), closed loop;
-4. the service, open loop at half of its own maximum: p50/p99 acknowledgement latency, and the
-   bare handler at the same rate, for what the load generator itself adds.
+4. the service, open loop at half of its own maximum: p50/p99 acknowledgement latency; then the
+   bare handler and the durable floor at the same rate, for what the load generator itself and
+   a durable commit alone add.
 
 Closed loop runs use wrk (``apt-get install wrk``) when it is installed: a load generator in
 C takes a few percent of a core, where the Python one (bench/loadgen.py, the fallback) takes a
@@ -264,6 +265,8 @@ def main() -> int:
             # The same open loop against the bare handler: what the load generator itself adds.
             half_rate = best["rps"] / 2
             bare_half = load(ports["bare"], body_file, best["connections"], args.seconds, rate=half_rate)
+            # And against the durable floor: what a durable commit alone costs at that rate.
+            floor_half = load(ports["floor"], body_file, best["connections"], args.seconds, rate=half_rate)
         finally:
             for process in processes.values():
                 process.terminate()
@@ -302,12 +305,22 @@ def main() -> int:
         f"  bare handler at the same rate      {bare_half['rps']:9.1f} req/s"
         f"   p50 {bare_half['p50_ms']:.2f} ms   p99 {bare_half['p99_ms']:.2f} ms   (load generator's floor)"
     )
+    print(
+        f"  durable floor at the same rate     {floor_half['rps']:9.1f} req/s"
+        f"   p50 {floor_half['p50_ms']:.2f} ms   p99 {floor_half['p99_ms']:.2f} ms   (a durable commit alone)"
+    )
     print(f"  rows stored during the service's closed-loop runs: {stored} for {acknowledged} acknowledged")
     errors = sum(r["errors"] + r["non_200"] for rs in runs.values() for r in rs) + (
-        ours_half["errors"] + ours_half["non_200"] + bare_half["errors"] + bare_half["non_200"]
+        sum(half["errors"] + half["non_200"] for half in (ours_half, bare_half, floor_half))
     )
     print(f"  errors and non-200 answers: {errors}")
-    results = {**runs, "service_half": ours_half, "bare_half": bare_half, "ratio": round(ratio, 3)}
+    results = {
+        **runs,
+        "service_half": ours_half,
+        "bare_half": bare_half,
+        "floor_half": floor_half,
+        "ratio": round(ratio, 3),
+    }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "callbacks.json").write_text(json.dumps(results, indent=2))
