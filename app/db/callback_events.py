@@ -129,7 +129,10 @@ async def insert_batch(
     stored (a spool replay after a partial outage) is skipped.
     """
     payload = to_jsonb(rows)  # orjson serialises the dataclasses and datetimes itself
-    keys = sorted({task_lock_key(row.task_id) for row in rows if row.task_id})
+    # Only rows that may be settled as orphans need the task-id lock; trusted ones never are.
+    keys = sorted(
+        {task_lock_key(row.task_id) for row in rows if row.task_id and row.verification not in trusted}
+    )
     records = await conn.fetch(_STORE_BATCH, payload, keys, sorted(trusted))
     return {
         record["event_intake_id"]: Stored(record["event_id"], record["settled_outcome"]) for record in records

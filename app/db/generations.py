@@ -86,9 +86,6 @@ _GET = "SELECT * FROM generations WHERE id = $1"
 
 # One statement, keys in a fixed global order, so two batches never deadlock on each other.
 _LOCK_TASKS = "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys"
-_LOCK_TASKS_SHARED = (
-    "SELECT pg_advisory_xact_lock_shared(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys"
-)
 _BY_TASK_IDS_FOR_UPDATE = (
     "SELECT id, state, task_id FROM generations WHERE task_id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
@@ -164,15 +161,14 @@ def task_lock_key(task_id: str) -> int:
     return advisory_key(f"kie_task:{task_id}")
 
 
-async def lock_tasks(conn: asyncpg.Connection, task_ids: list[str], *, shared: bool = False) -> None:
-    """Lock KIE task ids for this transaction, in a deadlock-free order.
+async def lock_tasks(conn: asyncpg.Connection, task_ids: list[str]) -> None:
+    """Lock KIE task ids for this transaction, exclusively, in a deadlock-free order.
 
-    Recording a task id (and applying its orphans) takes the lock exclusively; storing and
-    applying callbacks take it shared, so they wait only for a task id being recorded.
+    Taken by whatever records a task id or decides about a task's callbacks; storing an
+    unverified callback takes the same key shared (migration 0004).
     """
     if task_ids:
-        keys = sorted({task_lock_key(task_id) for task_id in task_ids})
-        await conn.execute(_LOCK_TASKS_SHARED if shared else _LOCK_TASKS, keys)
+        await conn.execute(_LOCK_TASKS, sorted({task_lock_key(task_id) for task_id in task_ids}))
 
 
 async def lock_by_task_ids(conn: asyncpg.Connection, task_ids: list[str]) -> list[asyncpg.Record]:

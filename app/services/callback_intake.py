@@ -351,7 +351,7 @@ class CallbackIntake:
             return {}
         task_ids = sorted({event["task_id"] for event in events if event["task_id"]})
         # Serialises us with attach_task_id deciding about the same tasks: no orphan is missed.
-        await lock_tasks(conn, task_ids, shared=True)
+        await lock_tasks(conn, task_ids)
         generations = {row["task_id"]: row for row in await lock_by_task_ids(conn, task_ids)}
         current = {task_id: row["state"] for task_id, row in generations.items()}
         results: list[inbox.Finished] = []

@@ -5,10 +5,11 @@
 -- Everything else (a known task, or a trusted callback that may adopt its generation) is left
 -- with no outcome for the applier.
 --
--- The shared lock per task id comes first. attach_task_id holds the same lock exclusively while
--- it records a task id and applies that task's orphans, so either the orphan scan sees this
--- callback or this INSERT, which runs after the lock with a fresh snapshot (a VOLATILE function
--- takes one per statement), sees the task id. Either way no orphan is missed.
+-- The shared lock per task id (task_keys: those of the rows that may be settled as orphans) comes
+-- first. Recording a task id (attach_task_id, or the applier adopting a generation) holds the same
+-- lock exclusively until it has applied that task's orphans and committed, so either that scan
+-- sees this callback or this INSERT, which runs after the lock with a fresh snapshot (a VOLATILE
+-- function takes one per statement), sees the task id. Either way no orphan is missed.
 CREATE FUNCTION store_callback_batch(batch text, task_keys bigint[], trusted text[])
 RETURNS TABLE (event_id bigint, event_intake_id text, settled_outcome text)
 LANGUAGE plpgsql VOLATILE
