@@ -92,12 +92,28 @@ async def running(committer: GroupCommitter[int, str]) -> AsyncIterator[GroupCom
         await committer.stop()
 
 
-async def test_submits_queued_during_a_write_go_out_together_in_order() -> None:
+@asynccontextmanager
+async def first_batch_held(
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> AsyncIterator[tuple[GroupCommitter[int, str], FakeWrite, list[float], asyncio.Future[str]]]:
+    """One writer whose first batch (item 0) is in flight and held.
+
+    With ``monkeypatch``, the committer's clock is one the test moves (``now[0]``); the loop's
+    own timers (the write's timeout) stay real.
+    """
+    now = [1000.0]
+    if monkeypatch is not None:
+        monkeypatch.setattr(batching, "time", SimpleNamespace(monotonic=lambda: now[0]))
     write = FakeWrite()
     write.hold(0)
     async with running(GroupCommitter("t", write, timeout=5, writers=1)) as committer:
         first = committer.submit(0)
         await until(lambda: len(write.batches) == 1)
+        yield committer, write, now, first
+
+
+async def test_submits_queued_during_a_write_go_out_together_in_order() -> None:
+    async with first_batch_held() as (committer, write, _now, first):
         assert write.batches == [[0]]  # a lone item goes out at once, nothing waits for company
 
         submitted: list[int] = []
@@ -231,14 +247,7 @@ async def test_a_hanging_write_is_cut_off_at_the_timeout_and_the_writer_goes_on(
 async def test_an_item_that_waited_longer_than_the_timeout_is_failed_and_not_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    now = [1000.0]
-    # Only the committer's clock is fake; the loop's own timers (the write's timeout) are real.
-    monkeypatch.setattr(batching, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    write = FakeWrite()
-    write.hold(0)
-    async with running(GroupCommitter("t", write, timeout=5, writers=1)) as committer:
-        first = committer.submit(0)
-        await until(lambda: len(write.batches) == 1)
+    async with first_batch_held(monkeypatch) as (committer, write, now, first):
         stale = committer.submit(1)
         now[0] += 5.5  # item 1 has now waited 5.5 s for its batch to start
         write.release(0)
@@ -252,13 +261,7 @@ async def test_an_item_that_waited_longer_than_the_timeout_is_failed_and_not_wri
 
 
 async def test_an_item_younger_than_the_timeout_is_still_written(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(batching, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    write = FakeWrite()
-    write.hold(0)
-    async with running(GroupCommitter("t", write, timeout=5, writers=1)) as committer:
-        first = committer.submit(0)
-        await until(lambda: len(write.batches) == 1)
+    async with first_batch_held(monkeypatch) as (committer, write, now, first):
         old = committer.submit(1)
         now[0] += 4.5
         young = committer.submit(2)
@@ -296,11 +299,7 @@ async def test_an_item_stuck_behind_a_write_that_blocked_the_loop_is_failed_unwr
 
 
 async def test_a_cancelled_caller_is_not_written() -> None:
-    write = FakeWrite()
-    write.hold(0)
-    async with running(GroupCommitter("t", write, timeout=5, writers=1)) as committer:
-        first = committer.submit(0)
-        await until(lambda: len(write.batches) == 1)
+    async with first_batch_held() as (committer, write, _now, first):
         gave_up = committer.submit(1)
         kept = committer.submit(2)
         gave_up.cancel()
