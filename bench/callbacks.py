@@ -259,14 +259,13 @@ def main() -> int:
                             # Each run starts from a steady state: applying has caught up.
                             asyncio.run(wait_applied(dsn))
             best = _maximum(runs["service"])
-            ours_half = load(
-                ports["service"], body_file, best["connections"], args.seconds, rate=best["rps"] / 2
-            )
-            # The same open loop against the bare handler: what the load generator itself adds.
+            # The service's latency at half its maximum; then the bare handler and the durable floor
+            # at the same rate: what the load generator itself, and a durable commit alone, add.
             half_rate = best["rps"] / 2
-            bare_half = load(ports["bare"], body_file, best["connections"], args.seconds, rate=half_rate)
-            # And against the durable floor: what a durable commit alone costs at that rate.
-            floor_half = load(ports["floor"], body_file, best["connections"], args.seconds, rate=half_rate)
+            half = {
+                name: load(ports[name], body_file, best["connections"], args.seconds, rate=half_rate)
+                for name in ("service", "bare", "floor")
+            }
         finally:
             for process in processes.values():
                 process.terminate()
@@ -297,34 +296,30 @@ def main() -> int:
         "     (what durable storage alone costs; for reference)"
     )
     print(f"  throughput ratio service / bare    {ratio:9.2f}     (target >= 0.50)")
-    print(
-        f"  service at half load (open loop)   {ours_half['rps']:9.1f} req/s"
-        f"   p50 {ours_half['p50_ms']:.2f} ms   p99 {ours_half['p99_ms']:.2f} ms   (target p99 < 20 ms)"
-    )
-    print(
-        f"  bare handler at the same rate      {bare_half['rps']:9.1f} req/s"
-        f"   p50 {bare_half['p50_ms']:.2f} ms   p99 {bare_half['p99_ms']:.2f} ms   (load generator's floor)"
-    )
-    print(
-        f"  durable floor at the same rate     {floor_half['rps']:9.1f} req/s"
-        f"   p50 {floor_half['p50_ms']:.2f} ms   p99 {floor_half['p99_ms']:.2f} ms   (a durable commit alone)"
-    )
+    for name, label, note in (
+        ("service", "service at half load (open loop)", "target p99 < 20 ms"),
+        ("bare", "bare handler at the same rate", "load generator's floor"),
+        ("floor", "durable floor at the same rate", "a durable commit alone"),
+    ):
+        run = half[name]
+        print(
+            f"  {label:34s} {run['rps']:9.1f} req/s"
+            f"   p50 {run['p50_ms']:.2f} ms   p99 {run['p99_ms']:.2f} ms   ({note})"
+        )
     print(f"  rows stored during the service's closed-loop runs: {stored} for {acknowledged} acknowledged")
     errors = sum(r["errors"] + r["non_200"] for rs in runs.values() for r in rs) + (
-        sum(half["errors"] + half["non_200"] for half in (ours_half, bare_half, floor_half))
+        sum(run["errors"] + run["non_200"] for run in half.values())
     )
     print(f"  errors and non-200 answers: {errors}")
     results = {
         **runs,
-        "service_half": ours_half,
-        "bare_half": bare_half,
-        "floor_half": floor_half,
+        **{f"{name}_half": run for name, run in half.items()},
         "ratio": round(ratio, 3),
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "callbacks.json").write_text(json.dumps(results, indent=2))
-    ok = ratio >= 0.5 and ours_half["p99_ms"] < 20 and errors == 0 and stored >= acknowledged
+    ok = ratio >= 0.5 and half["service"]["p99_ms"] < 20 and errors == 0 and stored >= acknowledged
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -21,7 +21,6 @@ import functools
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -267,8 +266,7 @@ class CallbackIntake:
         for strategy, count in collections.Counter(row.strategy for row in rows).items():
             _strategy_counter(strategy).inc(count)
         # No acquire timeout of its own: the group committer bounds the whole write.
-        async with pool.acquire() as conn:
-            stored = await inbox.insert_batch(conn, rows, trusted=VERIFIED)
+        stored = await _store_rows(pool, rows)
         resolve([_event_id(stored.get(row.intake_id)) for row in rows])  # durable: the 200s may go out
         # One line per callback, handed to the log handlers as one batch (the hot path's costliest
         # part was the logging machinery once per line).
@@ -290,7 +288,6 @@ class CallbackIntake:
         )
         for verification, count in collections.Counter(row.verification for row in rows).items():
             _callbacks_counter(verification, "stored").inc(count)
-        _count_settled(stored.values())
         # The applier decides from what we hold in memory; the table is only locked and updated.
         unsettled = [
             _stored_event(entry.event_id, row)
@@ -486,9 +483,7 @@ class CallbackIntake:
         if pool is None:
             raise ConnectionError("the database is not connected")
         rows = [self._interpret(RawCallback.from_spool(record), spooled=True) for record in records]
-        async with pool.acquire() as conn:
-            stored = await inbox.insert_batch(conn, rows, trusted=VERIFIED)
-        _count_settled(stored.values())
+        stored = await _store_rows(pool, rows)
         if unsettled := sorted(entry.event_id for entry in stored.values() if entry.settled_outcome is None):
             await self.apply_events(unsettled)
 
@@ -544,10 +539,18 @@ def _event_id(stored: inbox.Stored | None) -> int | None:
     return stored.event_id if stored is not None else None
 
 
-def _count_settled(stored: Iterable[inbox.Stored]) -> None:
-    """Count the rows settled as they were stored with the outcomes the applier counts."""
-    for outcome, count in collections.Counter(s.settled_outcome for s in stored if s.settled_outcome).items():
+async def _store_rows(pool: asyncpg.Pool, rows: list[inbox.InboxRow]) -> dict[str, inbox.Stored]:
+    """Store rows (trusting only verified callbacks to adopt a generation) and count those settled.
+
+    Rows settled by the INSERT (``no_task_id``, ``orphan``) never reach the applier, so they are
+    counted here under the same outcome metric the applier uses.
+    """
+    async with pool.acquire() as conn:
+        stored = await inbox.insert_batch(conn, rows, trusted=VERIFIED)
+    settled = collections.Counter(s.settled_outcome for s in stored.values() if s.settled_outcome)
+    for outcome, count in settled.items():
         _apply_counter(outcome).inc(count)
+    return stored
 
 
 def _stored_event(event_id: int, row: inbox.InboxRow) -> dict[str, Any]:
