@@ -29,11 +29,20 @@ from datetime import datetime
 import asyncpg
 
 from app.backoff import Backoff
-from app.db.database import describe_error
 from app.db.keys import advisory_key
-from app.db.leadership import StaleEpochError, bump_epoch, fenced_transaction, read_leadership
+from app.db.leadership import (
+    StaleEpochError,
+    bump_epoch,
+    fenced_transaction,
+    keepalive,
+    read_leadership,
+    set_local_lock_timeout,
+    unlock,
+    wait_for_lock,
+)
 from app.logs import get_logger
 from app.metrics import LEADER_EPOCH, LEADER_ROLE, LEADER_TRANSITIONS
+from app.redaction import describe_error
 from app.supervision import supervise
 
 log = get_logger(__name__)
@@ -53,7 +62,7 @@ class LeaderTerm:
 
     epoch: int
     since: datetime
-    _pool_getter: Callable[[], asyncpg.Pool | None]
+    _pool_getter: Callable[[], asyncpg.Pool]  # raises DatabaseUnavailable while there is none
     _name: str
     _on_stale: Callable[[], None] = lambda: None
 
@@ -65,8 +74,6 @@ class LeaderTerm:
         down: someone else leads, so nothing here may keep acting.
         """
         pool = self._pool_getter()
-        if pool is None:
-            raise ConnectionError("the database is not connected")
         try:
             async with fenced_transaction(pool, self._name, self.epoch) as conn:
                 yield conn
@@ -91,7 +98,7 @@ class Leader:
         name: str,
         instance: str,
         dsn_provider: Callable[[], Awaitable[str]],
-        pool_getter: Callable[[], asyncpg.Pool | None],
+        pool_getter: Callable[[], asyncpg.Pool],
         lease_s: float = 5.0,
         connect_timeout: float = 5.0,
     ) -> None:
@@ -146,9 +153,7 @@ class Leader:
         if conn is not None and not conn.is_closed():
             if was_active:
                 with contextlib.suppress(Exception):
-                    await conn.execute(
-                        "SELECT pg_advisory_unlock($1)", self.lock_key, timeout=_UNLOCK_TIMEOUT_S
-                    )
+                    await unlock(conn, self.lock_key, _UNLOCK_TIMEOUT_S)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), _UNLOCK_TIMEOUT_S)
             if not conn.is_closed():
@@ -223,7 +228,7 @@ class Leader:
         """Wait in pg_advisory_lock until the lock is ours; each lock_timeout proves the session alive."""
         while True:
             try:
-                await conn.execute("SELECT pg_advisory_lock($1)", self.lock_key, timeout=10)
+                await wait_for_lock(conn, self.lock_key)
                 return
             except asyncpg.LockNotAvailableError:
                 self.last_keepalive = time.monotonic()
@@ -233,7 +238,7 @@ class Leader:
         async with conn.transaction():
             # Fenced writes hold the leadership row briefly; wait for them past the short
             # lock_timeout that paces the election loop.
-            await conn.execute(f"SET LOCAL lock_timeout = '{_BUMP_LOCK_WAIT}'")
+            await set_local_lock_timeout(conn, _BUMP_LOCK_WAIT)
             epoch, since = await bump_epoch(conn, self.name, self.instance)
         self.term = LeaderTerm(
             epoch=epoch, since=since, _pool_getter=self._pool_getter, _name=self.name, _on_stale=lost.set
@@ -251,7 +256,7 @@ class Leader:
             if lost.is_set() or conn.is_closed():
                 raise LockLost("lock connection closed, or a newer epoch exists")
             try:
-                await conn.fetchval("SELECT 1", timeout=_KEEPALIVE_TIMEOUT_S)
+                await keepalive(conn, _KEEPALIVE_TIMEOUT_S)
                 last_ok = self.last_keepalive = time.monotonic()
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 if lost.is_set() or conn.is_closed():
@@ -287,18 +292,16 @@ class Leader:
         """What /health/detailed shows under ``leader``: our term and the recorded holder."""
         term = self.term if self.role == "active" else None
         holder: dict[str, object] | None = None
-        pool = self._pool_getter()
-        if pool is not None:
-            try:
-                record = await asyncio.wait_for(read_leadership(pool, self.name), 1.0)
-            except Exception:
-                record = None
-            if record is not None:
-                holder = {
-                    "instance": record.holder,
-                    "epoch": record.epoch,
-                    "since": record.acquired_at.isoformat() if record.acquired_at else None,
-                }
+        try:
+            record = await asyncio.wait_for(read_leadership(self._pool_getter(), self.name), 1.0)
+        except Exception:  # not connected, or too slow: the page shows no holder rather than waiting
+            record = None
+        if record is not None:
+            holder = {
+                "instance": record.holder,
+                "epoch": record.epoch,
+                "since": record.acquired_at.isoformat() if record.acquired_at else None,
+            }
         return {
             "lock": self.name,
             "epoch": term.epoch if term else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Enum, Gauge, Histogram
 
 HTTP_REQUEST_SECONDS = Histogram(
@@ -40,3 +42,31 @@ KIE_CALLBACK_APPLY = Counter("kie_callback_apply_total", "What applying a stored
 KIE_CALLBACK_ORPHANS = Gauge(
     "kie_callback_orphans", "Callbacks waiting for a task id we have not recorded yet."
 )
+
+
+# Labelled children are looked up once per label set: the lookup costs more than the increment,
+# and the callback hot path counts every request.
+
+
+@functools.cache
+def callback_apply_counter(outcome: str) -> Counter:
+    """``kie_callback_apply_total{outcome}``."""
+    return KIE_CALLBACK_APPLY.labels(outcome=outcome)
+
+
+@functools.cache
+def callback_strategy_counter(strategy: str) -> Counter:
+    """``kie_callback_parse_strategy_total{strategy}``."""
+    return KIE_CALLBACK_STRATEGY.labels(strategy=strategy)
+
+
+@functools.cache
+def callbacks_counter(verified: str, outcome: str) -> Counter:
+    """``kie_callbacks_total{verified,outcome}``."""
+    return KIE_CALLBACKS.labels(verified=verified, outcome=outcome)
+
+
+@functools.cache
+def http_request_timer(route: str, method: str, status: int) -> Histogram:
+    """``http_request_duration_seconds{route,method,status}`` (bounded: route templates)."""
+    return HTTP_REQUEST_SECONDS.labels(route=route, method=method, status=str(status))

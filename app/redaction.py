@@ -57,3 +57,11 @@ def redact_text(text: str) -> str:
 def _redact_query_pair(pair: str) -> str:
     key, sep, _value = pair.partition("=")
     return f"{key}={MASK}" if sep and is_secret_key(key) else pair
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, secret-free description of a failure, for health entries, logs and errors."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        text = "timed out"
+    return redact_text(f"{type(exc).__name__}: {text}")[:300]

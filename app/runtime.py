@@ -1,21 +1,24 @@
-"""What one running instance is: its settings, identity and long-lived parts."""
+"""What one running instance is: its settings, identity and long-lived parts (built by
+``app.wiring``)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from app import __version__
+from app.callbacks.applier import CallbackApplier
+from app.callbacks.intake import CallbackIntake
+from app.callbacks.maintenance import CallbackMaintenance
+from app.callbacks.tokens import CallbackSecret
 from app.config import Settings
 from app.db.database import Database
 from app.db.notifications import Notifications
+from app.generations.service import GenerationService
+from app.health.kie import KieProbe
+from app.health.storage import DataDirProbe
 from app.kie.client import KieClient
 from app.leader import Leader
-from app.services.callback_intake import CallbackIntake
-from app.services.generation_service import GenerationService
-from app.services.kie_health import KieHealth
-from app.services.storage_probe import StorageProbe
 
 
 @dataclass
@@ -25,22 +28,18 @@ class Runtime:
     settings: Settings
     database: Database
     leader: Leader
-    callbacks: CallbackIntake
-    storage: StorageProbe
     notifications: Notifications
+    callback_intake: CallbackIntake
+    callback_applier: CallbackApplier
+    callback_maintenance: CallbackMaintenance
+    callback_secret: CallbackSecret
     generations: GenerationService
     kie: KieClient
-    kie_health: KieHealth
+    kie_probe: KieProbe
+    storage_probe: DataDirProbe
     api_keys: tuple[str, ...]
+    fail: Callable[[BaseException], None]  # stop the process with an error (a part cannot go on)
     version: str = __version__
-    started_at: float = field(default_factory=time.time)
-    # Set when a background part fails in a way the process cannot recover from.
-    fatal: asyncio.Future[BaseException] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def __post_init__(self) -> None:
-        self.database.on_fatal = self.fail
 
     @property
     def instance(self) -> str:
@@ -51,8 +50,3 @@ class Runtime:
     def role(self) -> str:
         """``starting`` (no database yet), ``passive`` or ``active``."""
         return self.leader.role
-
-    def fail(self, exc: BaseException) -> None:
-        """Ask the process to stop with an error: a background part cannot go on."""
-        if not self.fatal.done():
-            self.fatal.set_result(exc)

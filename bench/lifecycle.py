@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
-from app.kie.catalog import default_catalog  # noqa: E402
+from app.kie.catalog_loader import default_catalog  # noqa: E402
 from app.kie.endpoints import ENDPOINTS  # noqa: E402
 
 WORK_S = 1.0

@@ -16,8 +16,9 @@ from typing import Any
 
 import asyncpg
 
-from app.db.generations import task_lock_key
+from app.db.database import Executor
 from app.db.jsonb import to_jsonb
+from app.db.keys import task_lock_key
 
 
 @dataclass(slots=True)
@@ -110,6 +111,36 @@ WHERE generation_id IS NULL AND applied_at IS NULL AND outcome = 'orphan'
 """
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A stored callback as the applier needs it: who sent it, how it was verified, what it says."""
+
+    id: int
+    task_id: str | None
+    verification: str
+    verification_detail: str | None
+    gid: str | None
+    parsed: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> StoredEvent:
+        """Build from a locked ``callback_events`` row (``parsed`` decoded by the pool's codec)."""
+        parsed = row["parsed"]
+        return cls(
+            row["id"],
+            row["task_id"],
+            row["verification"],
+            row["verification_detail"],
+            row["gid"],
+            parsed if isinstance(parsed, dict) else {},
+        )
+
+    @classmethod
+    def from_inbox_row(cls, event_id: int, row: InboxRow) -> StoredEvent:
+        """A row this process just stored and still holds in memory."""
+        return cls(event_id, row.task_id, row.verification, row.verification_detail, row.gid, row.parsed)
+
+
 @dataclass(slots=True)
 class Stored:
     """A row :func:`insert_batch` stored: its id, and the outcome it was settled with, if any."""
@@ -119,7 +150,7 @@ class Stored:
 
 
 async def insert_batch(
-    conn: asyncpg.Connection | asyncpg.Pool, rows: list[InboxRow], *, trusted: Collection[str]
+    conn: Executor, rows: list[InboxRow], *, trusted: Collection[str]
 ) -> dict[str, Stored]:
     """Store callbacks in one statement; return ``{intake_id: Stored}`` of the rows that were new.
 
@@ -144,9 +175,9 @@ async def skip_commit_flush(conn: asyncpg.Connection) -> None:
     await conn.execute(_SKIP_COMMIT_FLUSH)
 
 
-async def lock_unapplied_many(conn: asyncpg.Connection, event_ids: list[int]) -> list[asyncpg.Record]:
+async def lock_unapplied_many(conn: asyncpg.Connection, event_ids: list[int]) -> list[StoredEvent]:
     """The events among ``event_ids`` nobody has applied or is applying, locked, oldest first."""
-    return list(await conn.fetch(_LOCK_UNAPPLIED_MANY, event_ids))
+    return [StoredEvent.from_row(row) for row in await conn.fetch(_LOCK_UNAPPLIED_MANY, event_ids)]
 
 
 async def lock_unapplied_ids(conn: asyncpg.Connection, event_ids: list[int]) -> set[int]:
@@ -186,28 +217,28 @@ async def orphans_of_task(conn: asyncpg.Connection, task_id: str) -> list[int]:
     return [record["id"] for record in await conn.fetch(_ORPHANS_OF_TASK, task_id)]
 
 
-async def unapplied(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float, limit: int) -> list[int]:
+async def unapplied(conn: Executor, older_than_s: float, limit: int) -> list[int]:
     """Events stored but never applied (the process died in between)."""
     return [record["id"] for record in await conn.fetch(_UNAPPLIED, older_than_s, limit)]
 
 
-async def adoptable_orphans(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[int]:
+async def adoptable_orphans(conn: Executor, limit: int) -> list[int]:
     """Orphans whose task id has since been recorded on a generation."""
     return [record["id"] for record in await conn.fetch(_ADOPTABLE_ORPHANS, limit)]
 
 
-async def expire_orphans(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float) -> int:
+async def expire_orphans(conn: Executor, older_than_s: float) -> int:
     """Give up on orphans nobody claimed for ``older_than_s``; return how many."""
     status = await conn.execute(_EXPIRE_ORPHANS, older_than_s)
     return int(status.split()[-1])
 
 
-async def prune(conn: asyncpg.Connection | asyncpg.Pool, older_than_s: float, limit: int) -> int:
+async def prune(conn: Executor, older_than_s: float, limit: int) -> int:
     """Delete up to ``limit`` applied events received more than ``older_than_s`` ago."""
     status = await conn.execute(_PRUNE, older_than_s, limit)
     return int(status.split()[-1])
 
 
-async def count_orphans(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+async def count_orphans(conn: Executor) -> int:
     """How many orphans are waiting for their task id."""
     return int(await conn.fetchval(_COUNT_ORPHANS))

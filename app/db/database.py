@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -20,8 +19,10 @@ from app.backoff import Backoff
 from app.db.embedded import EmbeddedPostgres
 from app.db.jsonb import to_jsonb
 from app.db.migrations import MigrationError, apply_migrations
+from app.health.probes import CachedProbe, ComponentHealth, Status
 from app.logs import get_logger
-from app.redaction import redact_text, redact_url
+from app.metrics import DATABASE_UP
+from app.redaction import describe_error, redact_url
 
 log = get_logger(__name__)
 
@@ -31,18 +32,12 @@ _PROBE_CACHE_S = 1.0
 _POOL_CLOSE_TIMEOUT_S = 2.0
 
 
-@dataclass(frozen=True)
-class ComponentHealth:
-    """A measured status of one dependency, as /health/detailed shows it."""
+# What a query function runs on: a connection (inside the caller's transaction) or the pool.
+Executor = asyncpg.Connection | asyncpg.Pool
 
-    status: str  # up | down | starting | disabled
-    latency_ms: float | None = None
-    last_error: str | None = None
-    checked_at: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON shape of /health/detailed's components entries."""
-        return {"status": self.status, "latency_ms": self.latency_ms, "last_error": self.last_error}
+class DatabaseUnavailable(ConnectionError):
+    """The database is not connected right now (still starting, or reconnecting)."""
 
 
 class Database:
@@ -68,8 +63,13 @@ class Database:
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
-        self._health = ComponentHealth("starting")
-        self._probe: asyncio.Task[ComponentHealth] | None = None
+        self._probe = CachedProbe(
+            self._measure,
+            ttl_s=_PROBE_CACHE_S,
+            timeout_s=_PROBE_TIMEOUT_S,
+            details={"kind": self.kind},
+            on_change=_health_changed,
+        )
         self._on_ready: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -81,6 +81,13 @@ class Database:
     def kind(self) -> str:
         """``embedded`` or ``external``, for logs and health."""
         return "embedded" if self.embedded is not None else "external"
+
+    def require_pool(self) -> asyncpg.Pool:
+        """The connection pool; raises :class:`DatabaseUnavailable` while there is none."""
+        pool = self.pool
+        if pool is None:
+            raise DatabaseUnavailable("the database is not connected")
+        return pool
 
     def on_ready(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` once the pool is connected and migrated."""
@@ -108,16 +115,12 @@ class Database:
                 raise
             except MigrationError as exc:
                 self._last_error = str(exc)
-                self._health = ComponentHealth("down", last_error=self._last_error)
                 log.error("db.migration_failed", error=str(exc))
                 if self.on_fatal is not None:
                     self.on_fatal(exc)
                 return
             except Exception as exc:  # every failure to connect is retried
                 self._last_error = describe_error(exc)
-                self._health = ComponentHealth(
-                    "down", last_error=self._last_error, checked_at=time.monotonic()
-                )
                 delay = backoff.next_delay()
                 log.warning(
                     "db.connect_failed",
@@ -158,7 +161,11 @@ class Database:
             raise
         self.pool = pool
         latency_ms = round((time.monotonic() - started) * 1000, 1)
-        self._health = ComponentHealth("up", latency_ms=latency_ms, checked_at=time.monotonic())
+        self._probe.record(
+            ComponentHealth(
+                "up", latency_ms=latency_ms, checked_at=time.monotonic(), details={"kind": self.kind}
+            )
+        )
         log.info(
             "db.connected",
             database=self.kind,
@@ -169,45 +176,23 @@ class Database:
 
     async def health(self) -> ComponentHealth:
         """A measured status: a real query with a short timeout, cached for about a second."""
-        cached = self._health
-        if cached.checked_at is not None and time.monotonic() - cached.checked_at < _PROBE_CACHE_S:
-            return cached
         if self.pool is None:
             # Not connected yet: the connect loop's own outcome is the measurement.
-            status = "starting" if self._last_error is None else "down"
-            return ComponentHealth(status, last_error=self._last_error)
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._run_probe(self.pool), name="database.probe")
-        # shield: one caller giving up must not cancel the probe the others share.
-        return await asyncio.shield(self._probe)
+            status: Status = "starting" if self._last_error is None else "down"
+            return ComponentHealth(status, last_error=self._last_error, details={"kind": self.kind})
+        return await self._probe.health()
 
-    async def _run_probe(self, pool: asyncpg.Pool) -> ComponentHealth:
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(_PROBE_TIMEOUT_S):
-                async with pool.acquire() as conn:
-                    await conn.fetchval(_PROBE_SQL)
-        except Exception as exc:
-            self._last_error = describe_error(exc)
-            health = ComponentHealth("down", last_error=self._last_error, checked_at=time.monotonic())
-        else:
-            latency_ms = round((time.monotonic() - started) * 1000, 2)
-            health = ComponentHealth(
-                "up", latency_ms=latency_ms, last_error=None, checked_at=time.monotonic()
-            )
-        if health.status != self._health.status:
-            log.info("db.health_changed", status=health.status, error=health.last_error)
-        self._health = health
-        return health
+    async def _measure(self) -> dict[str, Any] | None:
+        async with self.require_pool().acquire() as conn:
+            await conn.fetchval(_PROBE_SQL)
+        return None
 
     async def close(self) -> None:
         """Stop connecting, close the pool (bounded), stop the embedded server."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
+        await self._probe.close()
         if self.pool is not None:
             pool, self.pool = self.pool, None
             try:
@@ -242,9 +227,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line, secret-free description of a connection error."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        text = "timed out"
-    return redact_text(f"{type(exc).__name__}: {text}")[:300]
+def _health_changed(health: ComponentHealth) -> None:
+    DATABASE_UP.set(1 if health.status == "up" else 0)
+    log.info("db.health_changed", status=health.status, error=health.last_error)

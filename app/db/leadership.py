@@ -25,6 +25,11 @@ RETURNING epoch, acquired_at
 """
 _READ = "SELECT epoch, holder, acquired_at FROM leadership WHERE name = $1"
 _FENCE = "SELECT epoch FROM leadership WHERE name = $1 FOR SHARE"
+_LOCK = "SELECT pg_advisory_lock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
+_KEEPALIVE = "SELECT 1"
+# SET LOCAL takes no parameters; the value is our own constant, checked below.
+_SET_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '{}'"
 
 
 class StaleEpochError(RuntimeError):
@@ -43,6 +48,32 @@ class LeadershipRecord:
     epoch: int
     holder: str | None
     acquired_at: datetime | None
+
+
+async def wait_for_lock(conn: asyncpg.Connection, key: int) -> None:
+    """Wait inside ``pg_advisory_lock`` until the session holds ``key``.
+
+    Raises ``asyncpg.LockNotAvailableError`` when the session's ``lock_timeout`` passes first, so
+    the caller's loop proves the session alive between waits.
+    """
+    await conn.execute(_LOCK, key, timeout=10)
+
+
+async def unlock(conn: asyncpg.Connection, key: int, timeout: float) -> None:
+    """Release the session lock ``key`` (a peer waiting inside the lock gets it at once)."""
+    await conn.execute(_UNLOCK, key, timeout=timeout)
+
+
+async def keepalive(conn: asyncpg.Connection, timeout: float) -> None:
+    """One round trip on the lock connection: proves the session (and so the lock) alive."""
+    await conn.fetchval(_KEEPALIVE, timeout=timeout)
+
+
+async def set_local_lock_timeout(conn: asyncpg.Connection, value: str) -> None:
+    """``SET LOCAL lock_timeout`` for the current transaction (``value`` such as ``15s``)."""
+    if not value[:-1].isdigit() or value[-1] not in "sm":
+        raise ValueError(f"not a lock timeout: {value!r}")
+    await conn.execute(_SET_LOCK_TIMEOUT.format(value))
 
 
 async def bump_epoch(conn: asyncpg.Connection, name: str, holder: str) -> tuple[int, datetime]:

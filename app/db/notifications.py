@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from app.backoff import Backoff
-from app.db.database import describe_error
 from app.logs import get_logger
+from app.redaction import describe_error
 
 log = get_logger(__name__)
 

@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 
 from app.backoff import Backoff
-from app.kie.callbacks import ParsedCallback, parse_callback
 from app.kie.endpoints import CREDITS_PATH, ENDPOINTS
+from app.kie.parse import ParsedCallback, parse_callback
 from app.kie.rate_limit import RateLimitTimeout, SlidingWindowLimiter
 from app.logs import get_logger
 

@@ -1,14 +1,16 @@
 """KIE's status vocabularies, per model family, mapped to our states.
 
-Our states here are the ones a KIE answer can express: ``running``,
-``succeeded``, ``failed``; ``None`` means the answer does not say.
+Our states here are the ones a KIE answer can express (``app.states.KIE_OUTCOMES``):
+``running``, ``succeeded``, ``failed``; ``None`` means the answer does not say.
 """
 
 from __future__ import annotations
 
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+from app.states import State
+
+RUNNING = State.RUNNING
+SUCCEEDED = State.SUCCEEDED
+FAILED = State.FAILED
 
 FAMILIES = ("market", "veo", "runway", "aleph", "suno", "4o", "flux_kontext", "midjourney", "luma")
 
@@ -49,17 +51,17 @@ _STATUS_WORDS = {
 SUNO_STAGES = {"text": RUNNING, "first": RUNNING, "complete": SUCCEEDED, "error": FAILED}
 
 
-def state_word(value: object) -> str | None:
+def state_word(value: object) -> State | None:
     """Map a market/runway ``state`` string to our state."""
     return _STATE_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
 
 
-def status_word(value: object) -> str | None:
+def status_word(value: object) -> State | None:
     """Map a Suno/4o ``status`` string to our state."""
     return _STATUS_WORDS.get(value.strip().upper()) if isinstance(value, str) else None
 
 
-def success_flag(value: object) -> str | None:
+def success_flag(value: object) -> State | None:
     """Map ``successFlag`` (Veo, 4o, Flux Kontext, Midjourney, Luma) to our state.
 
     0 running, 1 success, 2 and 3 failed; Luma's 4 means generated but its callback failed,

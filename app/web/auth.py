@@ -1,36 +1,28 @@
-"""API keys for /api/: ``X-API-Key`` must be one of the configured keys.
+"""API keys for ``/api/``: ``X-API-Key`` must be one of the configured keys.
 
-The owner of a generation is a hash of the key that created it, so the key
-itself is never stored.
+The owner of a generation is a hash of the key that created it (``app.api_keys.owner_of``), so
+the key itself is never stored.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+from collections.abc import Sequence
 
 from aiohttp import web
 
+from app.api_keys import owner_of
 from app.web.errors import json_error
-from app.web.keys import RUNTIME
 
 OWNER = web.RequestKey("owner", str)
-API_PREFIX = "/api/"
 
 
-def owner_of(api_key: str) -> str:
-    """The stable, non-secret owner id of an API key."""
-    return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+def authenticate(request: web.Request, keys: Sequence[str]) -> web.Response | None:
+    """A 401 JSON answer unless the request carries one of ``keys``; None lets it through.
 
-
-def authenticate(request: web.Request) -> web.Response | None:
-    """A 401 JSON answer unless an /api/ request carries a valid key; None lets it through.
-
-    Called by the request middleware for every path under /api/, so a new API route is
-    protected without anyone remembering to.
+    On success the request's owner (``request[OWNER]``) is set.
     """
     given = request.headers.get("X-API-Key", "")
-    keys = request.app[RUNTIME].api_keys
     if not given:
         return json_error(401, "unauthorized", "missing X-API-Key header")
     # Compare against every key in constant time, so timing reveals nothing about any of them.

@@ -12,21 +12,17 @@ import time
 
 from aiohttp import web
 
+from app.callbacks.rows import RawCallback
 from app.logs import get_logger
 from app.metrics import KIE_CALLBACK_ACK_SECONDS
-from app.services.callback_intake import RawCallback
-from app.web.keys import RUNTIME
+from app.web.keys import runtime_of
 
 log = get_logger(__name__)
-
-routes = web.RouteTableDef()
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _ACK_BODY = b'{"ok":true}'
 
 
-@routes.post("/callbacks/kie")
-@routes.post("/callbacks/kie/{tail:.*}")
 async def kie_callback(request: web.Request) -> web.Response:
     """Store the callback durably, then answer 200, whatever happened."""
     started = time.perf_counter()
@@ -35,12 +31,12 @@ async def kie_callback(request: web.Request) -> web.Response:
         raw = RawCallback.new(
             path=request.path,
             content_type=request.headers.get("Content-Type"),
-            query={key: value for key, value in request.query.items()},
+            query=dict(request.query.items()),
             headers={key.lower(): value for key, value in request.headers.items()},
             body=body,
             body_size=size,
         )
-        await request.app[RUNTIME].callbacks.receive(raw)
+        await runtime_of(request.app).callback_intake.receive(raw)
     except Exception:
         log.exception("kie_callback.handler_error", path=request.path)
     KIE_CALLBACK_ACK_SECONDS.observe(time.perf_counter() - started)

@@ -1,4 +1,8 @@
-"""The generations API: create, read, list, follow (server-sent events), cancel; and the models."""
+"""The generations API: create, read, list, follow (server-sent events), cancel.
+
+Handlers translate HTTP to calls of :class:`~app.generations.service.GenerationService` and its
+answers to the public JSON of :mod:`app.generations.public`.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,29 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 from aiohttp import web
 
-from app.db.generations import TERMINAL_STATES
+from app.db.database import DatabaseUnavailable
+from app.generations.model import Generation
+from app.generations.public import envelope, generation_json
+from app.generations.service import IdempotencyConflict
 from app.kie.catalog import InvalidInputError, UnknownModelError
-from app.services.generation_service import IdempotencyConflict, NotConnected
+from app.states import State
 from app.web.auth import OWNER
 from app.web.errors import json_error
-from app.web.keys import RUNTIME
-
-routes = web.RouteTableDef()
+from app.web.keys import runtime_of
+from app.web.params import bounded_float, not_found, path_uuid
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_MAX_BODY = 256 * 1024
+_MAX_IDEMPOTENCY_KEY = 200
+_MAX_WAIT_S = 60.0
+_SSE_HEARTBEAT_S = 15.0
+_SSE_MAX_S = 3600.0
+_STATE_VALUES = frozenset(state.value for state in State)
+_STATE_NAMES = ", ".join(state.value for state in State)
 
 
 def _unavailable_as_503(handler: Handler) -> Handler:
@@ -33,7 +46,7 @@ def _unavailable_as_503(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except NotConnected:
+        except DatabaseUnavailable:
             return json_error(
                 503,
                 "unavailable",
@@ -44,53 +57,6 @@ def _unavailable_as_503(handler: Handler) -> Handler:
     return wrapper
 
 
-_MAX_BODY = 256 * 1024
-_STATES = ("queued", "submitted", "running", "succeeded", "failed", "timed_out", "canceled")
-_SSE_HEARTBEAT_S = 15.0
-_SSE_MAX_S = 3600.0
-
-
-def generation_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The public shape of a generation (the contract's fields)."""
-    return {
-        "id": str(row["id"]),
-        "state": row["state"],
-        "model": row["model"],
-        "task_id": row["task_id"],
-        "result_urls": _json(row["result_urls"]) or [],
-        "files": _json(row["files"]) or [],
-        "result_object": _json(row["result_object"]),
-        "error": row["error"],
-        "error_code": row["error_code"],
-        "stage": row["stage"],
-        "progress": row["progress"],
-        "input": _json(row["input"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "finished_at": _iso(row["finished_at"]),
-    }
-
-
-@routes.get("/api/v1/models")
-async def list_models(request: web.Request) -> web.Response:
-    """Every model we offer, with its required and optional input fields."""
-    catalog = request.app[RUNTIME].generations.catalog
-    models = [
-        {
-            "id": model.id,
-            "family": model.family,
-            "output": model.output,
-            "title": model.title,
-            "required": model.required,
-            "optional": model.optional,
-            "timeout_s": model.timeout_s,
-        }
-        for model in catalog.models()
-    ]
-    return web.json_response({"models": models}, dumps=_dumps)
-
-
-@routes.post("/api/v1/generations")
 @_unavailable_as_503
 async def create_generation(request: web.Request) -> web.Response:
     """202 with the queued generation; 422 naming the field for bad input."""
@@ -99,18 +65,21 @@ async def create_generation(request: web.Request) -> web.Response:
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
-        return json_error(422, "invalid_input", "the body must be a JSON object", field="body")
+        body = None
     if not isinstance(body, dict):
         return json_error(422, "invalid_input", "the body must be a JSON object", field="body")
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:
         return json_error(422, "invalid_input", "model is required (see GET /api/v1/models)", field="model")
     idempotency_key = request.headers.get("Idempotency-Key") or None
-    if idempotency_key is not None and len(idempotency_key) > 200:
+    if idempotency_key is not None and len(idempotency_key) > _MAX_IDEMPOTENCY_KEY:
         return json_error(
-            422, "invalid_input", "Idempotency-Key is longer than 200 characters", field="Idempotency-Key"
+            422,
+            "invalid_input",
+            f"Idempotency-Key is longer than {_MAX_IDEMPOTENCY_KEY} characters",
+            field="Idempotency-Key",
         )
-    service = request.app[RUNTIME].generations
+    service = runtime_of(request.app).generations
     try:
         created = await service.create_generation(
             owner=request[OWNER],
@@ -127,17 +96,15 @@ async def create_generation(request: web.Request) -> web.Response:
         return json_error(422, "invalid_input", exc.reason, field=exc.field)
     except IdempotencyConflict as exc:
         return json_error(409, "conflict", str(exc))
-    status = 202 if created.created else 200
-    return web.json_response(generation_json(created.row), status=status, dumps=_dumps)
+    return _json(generation_json(created.generation), status=202 if created.created else 200)
 
 
-@routes.get("/api/v1/generations")
 @_unavailable_as_503
 async def list_generations(request: web.Request) -> web.Response:
     """The caller's generations, newest first: ?state=&model=&limit=&cursor=."""
-    state = request.query.get("state") or None
-    if state is not None and state not in _STATES:
-        return json_error(422, "invalid_input", f"state must be one of {', '.join(_STATES)}", field="state")
+    state_name = request.query.get("state") or None
+    if state_name is not None and state_name not in _STATE_VALUES:
+        return json_error(422, "invalid_input", f"state must be one of {_STATE_NAMES}", field="state")
     try:
         limit = int(request.query.get("limit", "20"))
     except ValueError:
@@ -149,113 +116,73 @@ async def list_generations(request: web.Request) -> web.Response:
         before = _decode_cursor(cursor)
         if before is None:
             return json_error(422, "invalid_input", "cursor is not one this API returned", field="cursor")
-    rows = await request.app[RUNTIME].generations.list(
+    generations = await runtime_of(request.app).generations.list(
         owner=request[OWNER],
-        state=state,
+        state=State(state_name) if state_name else None,
         model=request.query.get("model") or None,
         before=before,
         limit=limit,
     )
-    next_cursor = _encode_cursor(rows[-1]) if len(rows) == limit else None
-    return web.json_response(
-        {"generations": [generation_json(row) for row in rows], "next_cursor": next_cursor}, dumps=_dumps
-    )
+    next_cursor = _encode_cursor(generations[-1]) if len(generations) == limit else None
+    return _json({"generations": [generation_json(g) for g in generations], "next_cursor": next_cursor})
 
 
-@routes.get("/api/v1/generations/{id}")
 @_unavailable_as_503
 async def get_generation(request: web.Request) -> web.Response:
     """One generation; 404 when unknown (or another key's). ?wait=N waits up to N s for the end."""
-    generation_id = _parse_id(request)
-    service = request.app[RUNTIME].generations
-    row = await service.get(generation_id, request[OWNER]) if generation_id else None
-    if row is not None and (wait := _wait_seconds(request)) > 0 and row["state"] not in TERMINAL_STATES:
-        row = await service.wait_for_terminal(generation_id, wait) or row  # type: ignore[arg-type]
-    if row is None:
-        return json_error(404, "not_found", "no generation with this id")
-    return web.json_response(generation_json(row), dumps=_dumps)
+    generation_id = path_uuid(request)
+    service = runtime_of(request.app).generations
+    generation = await service.get(generation_id, request[OWNER])
+    if generation is None:
+        return not_found()
+    wait = bounded_float(request, "wait", low=0.0, high=_MAX_WAIT_S, default=0.0)
+    if wait > 0 and not generation.terminal:
+        generation = await service.wait_for_terminal(generation_id, wait) or generation
+    return _json(generation_json(generation))
 
 
-@routes.post("/api/v1/generations/{id}/cancel")
 @_unavailable_as_503
 async def cancel_generation(request: web.Request) -> web.Response:
     """Stop tracking an open generation; a finished one is returned unchanged."""
-    generation_id = _parse_id(request)
-    row = (
-        await request.app[RUNTIME].generations.cancel(generation_id, request[OWNER])
-        if generation_id
-        else None
-    )
-    if row is None:
-        return json_error(404, "not_found", "no generation with this id")
-    return web.json_response(generation_json(row), dumps=_dumps)
+    generation = await runtime_of(request.app).generations.cancel(path_uuid(request), request[OWNER])
+    if generation is None:
+        return not_found()
+    return _json(generation_json(generation))
 
 
-@routes.get("/api/v1/generations/{id}/events")
 @_unavailable_as_503
 async def generation_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``, then the end."""
-    generation_id = _parse_id(request)
-    service = request.app[RUNTIME].generations
-    row = await service.get(generation_id, request[OWNER]) if generation_id else None
-    if row is None or generation_id is None:
-        return json_error(404, "not_found", "no generation with this id")
+    generation_id = path_uuid(request)
+    service = runtime_of(request.app).generations
+    generation = await service.get(generation_id, request[OWNER])
+    if generation is None:
+        return not_found()
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     deadline = asyncio.get_running_loop().time() + _SSE_MAX_S
     last_seen: tuple[Any, ...] | None = None
     while True:
-        key = (row["state"], row["stage"], row["progress"], row["updated_at"])
+        key = (generation.state, generation.stage, generation.progress, generation.updated_at)
         if key != last_seen:
             last_seen = key
-            await response.write(_sse(envelope(row)))
-        if row["state"] in TERMINAL_STATES or asyncio.get_running_loop().time() > deadline:
+            await response.write(_sse(envelope(generation)))
+        if generation.terminal or asyncio.get_running_loop().time() > deadline:
             break
-        changed = await service.wait_for_change(generation_id, row["updated_at"], _SSE_HEARTBEAT_S)
-        if changed is None or changed["updated_at"] == row["updated_at"]:
+        changed = await service.wait_for_change(generation_id, generation.updated_at, _SSE_HEARTBEAT_S)
+        if changed is None or changed.updated_at == generation.updated_at:
             await response.write(b": keep-alive\n\n")  # lets proxies and clients see we are alive
-        row = changed or row
+        generation = changed or generation
     await response.write_eof()
     return response
-
-
-def envelope(row: asyncpg.Record) -> dict[str, Any]:
-    """The event envelope shared by every channel: progress, completed or error."""
-    data = generation_json(row)
-    if row["state"] == "succeeded":
-        return {"type": "completed", "data": data}
-    if row["state"] in ("failed", "timed_out", "canceled"):
-        return {
-            "type": "error",
-            "data": {
-                **data,
-                "error": row["error_code"] or row["state"],
-                "message": row["error"] or row["state"],
-            },
-        }
-    return {"type": "progress", "data": data}
 
 
 def _sse(event: dict[str, Any]) -> bytes:
     return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
-def _parse_id(request: web.Request) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        return None
-
-
-def _wait_seconds(request: web.Request) -> float:
-    try:
-        return max(0.0, min(60.0, float(request.query.get("wait", "0"))))
-    except ValueError:
-        return 0.0
-
-
-def _encode_cursor(row: asyncpg.Record) -> str:
-    raw = f"{row['created_at'].isoformat()}|{row['id']}"
+def _encode_cursor(generation: Generation) -> str:
+    raw = f"{generation.created_at.isoformat()}|{generation.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -272,12 +199,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
         return None
 
 
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str) else value
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def _json(body: Any, *, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:

@@ -1,60 +1,81 @@
-"""Health endpoints: /health never waits on anything; /health/detailed measures."""
+"""Health endpoints: ``/health`` never waits on anything; ``/health/detailed`` measures.
+
+Both are answered from the first moment the port is open: while the service is still starting
+(its runtime not built yet) they say so instead of waiting.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiohttp import web
 
-from app.metrics import DATABASE_UP
+from app import __version__
 from app.web.keys import RUNTIME
 
-routes = web.RouteTableDef()
+_STARTED_AT = time.time()
+_DISABLED = {"status": "disabled", "latency_ms": None, "last_error": None}
+_STARTING = {"status": "starting", "latency_ms": None, "last_error": None}
 
-_DISABLED = {"status": "disabled", "last_error": None}
 
-
-@routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     """200 at once, in every role: Render's check must never wait on the database."""
-    runtime = request.app[RUNTIME]
+    slot = request.app[RUNTIME]
+    runtime = slot.current
     return web.json_response(
-        {"status": "ok", "role": runtime.role, "instance": runtime.instance, "version": runtime.version}
+        {
+            "status": "ok",
+            "role": runtime.role if runtime is not None else "starting",
+            "instance": slot.settings.instance_id,
+            "version": __version__,
+        }
     )
 
 
-@routes.get("/health/detailed")
 async def health_detailed(request: web.Request) -> web.Response:
     """Every dependency's measured status; 200 even when some are down."""
-    runtime = request.app[RUNTIME]
+    slot = request.app[RUNTIME]
+    runtime = slot.current
+    body: dict[str, Any] = {
+        "status": "starting",
+        "role": "starting",
+        "instance": slot.settings.instance_id,
+        "version": __version__,
+        "uptime_s": round(time.time() - _STARTED_AT, 1),
+        "leader": None,
+        "components": {
+            "database": dict(_STARTING),
+            "kie": dict(_STARTING),
+            "storage": dict(_STARTING),
+            "telegram": dict(_DISABLED),
+        },
+    }
+    if runtime is None:
+        return web.json_response(body)
     # Measured side by side: each is bounded, and the page must stay well inside a 5 s check.
     database, leader, storage, kie = await asyncio.gather(
         runtime.database.health(),
         runtime.leader.describe(),
-        runtime.storage.health(),
-        runtime.kie_health.health(),
+        runtime.storage_probe.health(),
+        runtime.kie_probe.health(),
     )
-    DATABASE_UP.set(1 if database.status == "up" else 0)
-    components = {
-        "database": {**database.as_dict(), "kind": runtime.database.kind},
-        "kie": kie,
-        "storage": storage,
-        "telegram": dict(_DISABLED),
-    }
-    return web.json_response(
-        {
-            "status": "ok" if database.status == "up" else "degraded",
-            "role": runtime.role,
-            "instance": runtime.instance,
-            "version": runtime.version,
-            "uptime_s": round(time.time() - runtime.started_at, 1),
-            "leader": leader,
-            "components": components,
-            "callbacks": {
-                "mode": "direct" if runtime.callbacks.healthy else "spool",
-                "spool_pending": runtime.callbacks.spool_pending,
-                "last_error": runtime.callbacks.last_error,
-            },
-        }
+    intake = runtime.callback_intake
+    body.update(
+        status="ok" if database.status == "up" else "degraded",
+        role=runtime.role,
+        leader=leader,
+        components={
+            "database": database.as_dict(),
+            "kie": kie.as_dict(),
+            "storage": storage.as_dict(),
+            "telegram": dict(_DISABLED),
+        },
+        callbacks={
+            "mode": "direct" if intake.healthy else "spool",
+            "spool_pending": intake.spool_pending,
+            "last_error": intake.last_error,
+        },
     )
+    return web.json_response(body)

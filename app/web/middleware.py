@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import Histogram
 
 from app.logs import get_logger
-from app.metrics import HTTP_REQUEST_SECONDS, HTTP_UNHANDLED_ERRORS
+from app.metrics import HTTP_UNHANDLED_ERRORS, http_request_timer
 from app.random_ids import random_hex
-from app.web.auth import API_PREFIX, authenticate
+from app.web.auth import authenticate
 from app.web.errors import json_error
+from app.web.keys import RUNTIME
+from app.web.params import BadParameter
+from app.web.routes import WIRING_WAIT_S, starting
 
 log = get_logger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
+API_PREFIX = "/api/"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ERROR_NAMES = {
     400: "bad_request",
@@ -54,8 +56,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     route = _route_of(request)
     try:
-        denied = authenticate(request) if request.path.startswith(API_PREFIX) else None
+        denied = await _check_api_key(request) if request.path.startswith(API_PREFIX) else None
         response = denied if denied is not None else await handler(request)
+    except BadParameter as exc:
+        response = exc.response
     except web.HTTPException as exc:
         response = _http_exception_as_json(exc)
     except Exception:
@@ -64,14 +68,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = json_error(500, "internal", "internal server error", request_id=request_id)
     if not response.prepared:
         response.headers[REQUEST_ID_HEADER] = request_id
-    _timer(route, request.method, response.status).observe(time.perf_counter() - started)
+    http_request_timer(route, request.method, response.status).observe(time.perf_counter() - started)
     return response
 
 
-@functools.cache
-def _timer(route: str, method: str, status: int) -> Histogram:
-    """The histogram child for one label set (bounded: route templates, methods, statuses)."""
-    return HTTP_REQUEST_SECONDS.labels(route=route, method=method, status=str(status))
+async def _check_api_key(request: web.Request) -> web.Response | None:
+    """401 without a valid key (checked once the runtime's keys exist); None lets the request in."""
+    slot = request.app[RUNTIME]
+    runtime = slot.current or await slot.wait(WIRING_WAIT_S)
+    if runtime is None:
+        return starting(request)
+    return authenticate(request, runtime.api_keys)
 
 
 def _http_exception_as_json(exc: web.HTTPException) -> web.StreamResponse:

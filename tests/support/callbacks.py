@@ -11,15 +11,16 @@ import asyncpg
 from aiohttp import web
 
 from app.db.generations import insert_idempotent
-from app.web.keys import RUNTIME
+from app.web.keys import runtime_of
+from tests.support.apps import wired
 
 
 async def wait_until_ready(app: web.Application, timeout: float = 15) -> None:
     """Wait until the database is migrated and callbacks are stored directly."""
-    runtime = app[RUNTIME]
+    runtime = await wired(app, timeout)
     assert await runtime.database.wait_ready(timeout)
     deadline = time.monotonic() + timeout
-    while not runtime.callbacks.healthy:
+    while not runtime.callback_intake.healthy:
         assert time.monotonic() < deadline, "callback intake never became ready"
         await asyncio.sleep(0.01)
 
@@ -28,9 +29,8 @@ async def make_generation(
     app: web.Application, *, task_id: str | None = None, model: str = "kling-2.6/text-to-video"
 ) -> uuid.UUID:
     """A generation row; with ``task_id`` it is ``submitted`` through the real attach path."""
-    runtime = app[RUNTIME]
-    pool = runtime.database.pool
-    assert pool is not None
+    runtime = runtime_of(app)
+    pool = runtime.database.require_pool()
     generation_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
         await insert_idempotent(
@@ -45,7 +45,7 @@ async def make_generation(
             timeout_s=900,
         )
         if task_id is not None:
-            assert await runtime.callbacks.attach_task_id(conn, generation_id, task_id, None)
+            assert await runtime.callback_applier.attach_task_id(conn, generation_id, task_id, None)
         else:
             # Keep the app's own submitter away from it: these tests play KIE's part themselves.
             await conn.execute(
@@ -58,9 +58,9 @@ def callback_query(app: web.Application, generation_id: uuid.UUID) -> dict[str, 
     """The gid/token query KIE would echo back on this generation's callBackUrl."""
     from urllib.parse import parse_qsl, urlsplit
 
-    from app.services.callback_auth import callback_url
+    from app.callbacks.tokens import callback_url
 
-    secret = app[RUNTIME].callbacks.secret
+    secret = runtime_of(app).callback_secret.value
     assert secret is not None
     url = callback_url("http://test", str(generation_id), secret)
     return dict(parse_qsl(urlsplit(url).query))

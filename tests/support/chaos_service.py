@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
-
 from app.leader import LeaderTerm
 from app.main import main
-from app.web.keys import RUNTIME
+from app.runtime import Runtime
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS chaos_rows (
@@ -26,8 +24,7 @@ _INSERT = "INSERT INTO chaos_rows (epoch, seq, instance) VALUES ($1, $2, $3)"
 WRITE_INTERVAL_S = 0.05
 
 
-def configure(app: web.Application) -> None:
-    runtime = app[RUNTIME]
+def configure(runtime: Runtime) -> None:
 
     async def writer(term: LeaderTerm) -> None:
         seq = 0

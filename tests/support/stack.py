@@ -15,9 +15,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.config import load_settings
-from app.kie.catalog import Model, default_catalog
-from app.server import build_app
-from app.web.keys import RUNTIME
+from app.kie.catalog import Model
+from app.kie.catalog_loader import default_catalog
+from app.runtime import Runtime
+from app.web.application import make_web_app
+from app.web.keys import runtime_of
+from tests.support.apps import wired
 from tests.support.service import free_port
 
 API_KEY = "test-api-key-0123456789"
@@ -37,9 +40,11 @@ class Stack:
 
     @property
     def pool(self) -> asyncpg.Pool:
-        pool = self.app[RUNTIME].database.pool
-        assert pool is not None
-        return pool
+        return runtime_of(self.app).database.require_pool()
+
+    @property
+    def runtime(self) -> Runtime:
+        return runtime_of(self.app)
 
     async def api(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         headers = {"X-API-Key": API_KEY, **kwargs.pop("headers", {})}
@@ -138,12 +143,12 @@ async def start_stack(
             **env,
         }
     )
-    app = build_app(settings)
+    app = make_web_app(settings)
     await aiohttp_server(app, port=port)
-    runtime = app[RUNTIME]
+    runtime = await wired(app)
     assert await runtime.database.wait_ready(15)
     deadline = time.monotonic() + 15
-    while runtime.role != "active" or not runtime.callbacks.healthy:
+    while runtime.role != "active" or not runtime.callback_intake.healthy:
         assert time.monotonic() < deadline, "the stack never became active"
         await asyncio.sleep(0.02)
     return Stack(app, f"http://127.0.0.1:{port}", kie_url, session)

@@ -1,0 +1,1 @@
+"""KIE callback intake: verify, store before acknowledging, apply, and never lose one."""

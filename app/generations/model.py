@@ -1,0 +1,61 @@
+"""A generation as the rest of the service sees it: a plain, typed value, not a database row."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from app.states import TERMINAL, State
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One generation: what was asked (model, input), where it is (state) and what came of it."""
+
+    id: uuid.UUID
+    owner: str
+    source: str
+    model: str
+    family: str
+    input: dict[str, Any]
+    state: State
+    task_id: str | None
+    idempotency_key: str | None
+    result_urls: list[str]
+    files: list[dict[str, Any]]
+    result_object: Any
+    error: str | None
+    error_code: str | None
+    stage: str | None
+    progress: float | None
+    attempts: int
+    status_checks: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    deadline_at: datetime | None
+    submitted_at: datetime | None
+    submit_uncertain_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Generation:
+        """Build from a ``generations`` row (jsonb columns already decoded by the pool's codec)."""
+        values = {name: row[name] for name in _FIELD_NAMES}
+        values["state"] = State(values["state"])
+        return cls(**values)
+
+    @property
+    def terminal(self) -> bool:
+        """True once the state can never change again."""
+        return self.state in TERMINAL
+
+    @property
+    def uncertain(self) -> bool:
+        """True while a create request may or may not have reached KIE."""
+        return self.submit_uncertain_at is not None
+
+
+_FIELD_NAMES = tuple(field.name for field in fields(Generation))

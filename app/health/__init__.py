@@ -1,0 +1,1 @@
+"""Measured health of every dependency, in one shape."""

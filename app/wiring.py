@@ -1,0 +1,278 @@
+"""The composition root: every part of the service is built here, its leader work registered, and
+its start and stop written side by side.
+
+``app.web.application`` imports this module in a worker thread once the port is open, then calls
+:func:`start`. Each part's lifecycle is an async context manager (setup before ``yield``, teardown
+after), entered in order and closed in reverse at application cleanup, after HTTP has drained.
+Singleton work (the submitter, the poller, and every later "exactly once" worker) is declared with
+``leader.run_when_active`` in :func:`build_runtime`, so it runs only on the active instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from app.api_keys import load_or_create_api_key
+from app.callbacks.applier import CallbackApplier
+from app.callbacks.intake import CallbackIntake
+from app.callbacks.maintenance import CallbackMaintenance
+from app.callbacks.spool import CallbackSpool
+from app.callbacks.tokens import CallbackSecret
+from app.config import Settings
+from app.db.database import Database
+from app.db.embedded import EmbeddedPostgres
+from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
+from app.db.notifications import Notifications
+from app.generations.poller import Poller
+from app.generations.service import GenerationService
+from app.generations.submitter import Submitter
+from app.health.kie import KieProbe
+from app.health.storage import DataDirProbe
+from app.kie.catalog import Catalog
+from app.kie.catalog_loader import default_catalog
+from app.kie.client import KieClient
+from app.leader import Leader
+from app.logs import get_logger
+from app.redaction import redact_url
+from app.runtime import Runtime
+from app.supervision import supervise
+from app.web.routes import lazy_handlers
+
+if TYPE_CHECKING:
+    from app.web.keys import RuntimeSlot
+
+log = get_logger(__name__)
+
+# Until the built-in simulator is up, an address where nothing listens: a request fails to connect
+# (safely retried) rather than ever reaching the real KIE without a key.
+_NOWHERE = "http://127.0.0.1:9"
+
+
+async def start(slot: RuntimeSlot, configure: Callable[[Runtime], None] | None = None) -> Runtime:
+    """Build the runtime, start its parts in order, and publish it (and the routes' handlers)."""
+    runtime = build_runtime(slot.settings, fail=slot.fail)
+    if configure is not None:
+        configure(runtime)
+    handlers = lazy_handlers()
+    for lifecycle in _LIFECYCLES:
+        await slot.resources.enter_async_context(contextlib.asynccontextmanager(lifecycle)(runtime))
+    slot.fill(runtime, handlers)
+    # Everything built so far lives as long as the process: keep it out of the collector's reach,
+    # so full collections under load stay short.
+    gc.collect()
+    gc.freeze()
+    log.info("server.wired", instance=runtime.instance)
+    return runtime
+
+
+def build_runtime(
+    settings: Settings, *, fail: Callable[[BaseException], None], catalog: Catalog | None = None
+) -> Runtime:
+    """Every part of one instance, connected; nothing is started yet. Call inside the event loop."""
+    database = make_database(settings)
+    database.on_fatal = fail
+    direct_dsn = direct_dsn_provider(settings, database)
+    notifications = Notifications(direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL))
+    secret = CallbackSecret(settings.kie_callback_secret)
+    applier = CallbackApplier(database)
+    intake = CallbackIntake(
+        database,
+        CallbackSpool(settings.data_dir / "spool"),
+        applier,
+        secret,
+        hmac_key=settings.kie_webhook_hmac_key,
+    )
+    catalog = catalog or default_catalog()
+    kie = KieClient(
+        _NOWHERE if settings.kie_simulated else settings.kie_base_url,
+        settings.kie_api_key or "simulator",
+        create_limit=(settings.kie_create_limit, settings.kie_create_window_s),
+        status_limit=(settings.kie_status_rps, 1.0),
+    )
+    leader = Leader(
+        name=settings.leader_lock_name,
+        instance=settings.instance_id,
+        dsn_provider=direct_dsn,
+        pool_getter=database.require_pool,
+        lease_s=settings.leader_lease_s,
+        connect_timeout=settings.db_connect_timeout_s,
+    )
+    poller = Poller(database=database, client=kie, applier=applier, notifications=notifications)
+    submitter = Submitter(
+        client=kie,
+        catalog=catalog,
+        applier=applier,
+        secret=secret,
+        notifications=notifications,
+        database=database,
+        public_base_url=settings.public_base_url,
+        first_check_in=poller.first_check_in,
+    )
+    leader.run_when_active("submitter", submitter.run)
+    leader.run_when_active("poller", poller.run)
+    return Runtime(
+        settings=settings,
+        database=database,
+        leader=leader,
+        notifications=notifications,
+        callback_intake=intake,
+        callback_applier=applier,
+        callback_maintenance=CallbackMaintenance(database, intake, applier, secret),
+        callback_secret=secret,
+        generations=GenerationService(
+            database, catalog, notifications, default_timeout_s=settings.generation_timeout_s
+        ),
+        kie=kie,
+        kie_probe=KieProbe(kie, "simulator" if settings.kie_simulated else "live"),
+        storage_probe=DataDirProbe(settings.data_dir),
+        api_keys=settings.api_keys,
+        fail=fail,
+    )
+
+
+def make_database(settings: Settings) -> Database:
+    """The external database named by DATABASE_URL, or an embedded one under DATA_DIR."""
+    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
+    return Database(
+        settings.database_url,
+        embedded=embedded,
+        pool_max_size=settings.db_pool_max_size,
+        connect_timeout=settings.db_connect_timeout_s,
+    )
+
+
+def direct_dsn_provider(settings: Settings, database: Database) -> Callable[[], Awaitable[str]]:
+    """LOCK_DATABASE_URL, else the database's own DSN, once the schema is migrated.
+
+    Session state (the leader lock, LISTEN) needs a direct connection, never a pooled one.
+    """
+
+    async def direct_dsn() -> str:
+        while not await database.wait_ready(timeout=30):
+            log.info("db.waiting_for_database")
+        dsn = settings.lock_database_url or database.dsn
+        assert dsn is not None
+        return dsn
+
+    return direct_dsn
+
+
+# --- lifecycles, in start order (stopped in reverse) -------------------------------------------
+
+
+async def _api_keys(runtime: Runtime) -> AsyncIterator[None]:
+    if not runtime.api_keys:
+        path = runtime.settings.data_dir / "api_key"
+        try:
+            key, created = await asyncio.to_thread(load_or_create_api_key, path)
+        except OSError as exc:
+            # DATA_DIR is unusable (storage shows down): a key for this run only, still shown once.
+            key, created = "kg_" + secrets.token_urlsafe(32), True
+            log.warning("api.key_file_failed", error=str(exc))
+        runtime.api_keys = (key,)
+        if created:
+            # Shown once, on stdout, never in the log stream: it is a secret.
+            print(f"KIE Gateway: no API_KEYS configured; generated an API key for /api/: {key}", flush=True)
+        log.info("api.key_file", path=str(path), generated=created)
+    yield
+
+
+async def _kie(runtime: Runtime) -> AsyncIterator[None]:
+    simulator: asyncio.Task[web.AppRunner] | None = None
+    if runtime.settings.kie_simulated:
+        # Nothing talks to KIE before the database is up anyway, and a request that comes
+        # earlier fails to connect and is retried.
+        simulator = asyncio.create_task(_start_simulator(runtime), name="kie.simulator")
+    else:
+        log.info("kie.live", base_url=runtime.kie.base_url)
+    await runtime.kie.start()
+    try:
+        yield
+    finally:
+        await runtime.kie.close()
+        await runtime.kie_probe.close()
+        if simulator is not None:
+            simulator.cancel()
+            results = await asyncio.gather(simulator, return_exceptions=True)
+            if isinstance(results[0], web.AppRunner):
+                await results[0].cleanup()
+
+
+async def _start_simulator(runtime: Runtime) -> web.AppRunner:
+    # Imported here: only the zero-configuration run needs the simulator's code.
+    from app.kie.simulator.inprocess import start_simulator
+
+    runner, base_url = await start_simulator(runtime.settings.simulator_latency_s)
+    runtime.kie.base_url = base_url
+    log.warning(
+        "kie.simulator_in_use",
+        message="KIE_API_KEY is not set: generations go to the built-in KIE simulator, not to KIE",
+        base_url=base_url,
+    )
+    return runner
+
+
+async def _database(runtime: Runtime) -> AsyncIterator[None]:
+    database = runtime.database
+    if database.embedded is not None:
+        log.info("db.using", database="embedded", pgdata=str(database.embedded.pgdata))
+    else:
+        log.info("db.using", database="external", url=redact_url(database.dsn or ""))
+    database.start()  # returns at once; connecting happens in the background
+    try:
+        yield
+    finally:
+        await runtime.storage_probe.close()
+        await database.close()
+
+
+async def _notifications(runtime: Runtime) -> AsyncIterator[None]:
+    runtime.notifications.start()
+    try:
+        yield
+    finally:
+        await runtime.notifications.stop()
+
+
+async def _callbacks(runtime: Runtime) -> AsyncIterator[None]:
+    # Stores straight to the database once maintenance has seen it ready; spools until then.
+    tasks = [
+        asyncio.create_task(
+            supervise("callbacks.maintenance", runtime.callback_maintenance.run), name="callbacks.maintenance"
+        ),
+        asyncio.create_task(
+            supervise("callbacks.apply", runtime.callback_applier.run), name="callbacks.apply"
+        ),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runtime.callback_intake.stop()
+
+
+async def _leader(runtime: Runtime) -> AsyncIterator[None]:
+    runtime.leader.start()  # returns at once; the election runs in the background
+    try:
+        yield
+    finally:
+        await runtime.leader.release()  # idempotent: serve() already released it before draining
+
+
+_LIFECYCLES: tuple[Callable[[Runtime], AsyncIterator[None]], ...] = (
+    _api_keys,
+    _kie,
+    _database,
+    _notifications,
+    _callbacks,
+    _leader,
+)
