@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 _MIGRATE_TIMEOUT_S = 60.0
 
@@ -25,10 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         from app.main import main as serve
 
         return serve()
-    if args.command == "migrate":
-        return _migrate()
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+    return _migrate()  # argparse allows no other command
 
 
 def _migrate() -> int:
@@ -45,10 +43,9 @@ def _migrate() -> int:
         database.on_fatal = lambda exc: None if failed.done() else failed.set_result(exc)
         database.start()  # connects with backoff and migrates, as the service does at startup
         ready = asyncio.ensure_future(database.ready.wait())
+        waiters: set[asyncio.Future[Any]] = {ready, failed}
         try:
-            await asyncio.wait(
-                {ready, failed}, timeout=_MIGRATE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waiters, timeout=_MIGRATE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ready.cancel()
             await database.close()

@@ -29,6 +29,7 @@ from datetime import datetime
 import asyncpg
 
 from app.backoff import Backoff
+from app.db.connection import Conn
 from app.db.keys import advisory_key
 from app.db.leadership import (
     StaleEpochError,
@@ -67,7 +68,7 @@ class LeaderTerm:
     _on_stale: Callable[[], None] = lambda: None
 
     @contextlib.asynccontextmanager
-    async def fenced(self) -> AsyncIterator[asyncpg.Connection]:
+    async def fenced(self) -> AsyncIterator[Conn]:
         """A transaction whose writes commit only while this term is current.
 
         Raises ``StaleEpochError`` when a newer leader exists, and makes this instance step

@@ -138,7 +138,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         fmt = "text" if sys.stderr.isatty() else "json"
     # The optimisations the logging docs list: our lines carry no caller, thread or process
     # fields, so the stdlib need not look them up for every record.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

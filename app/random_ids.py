@@ -19,6 +19,11 @@ class _RandomBlock:
         self._block = b""
         self._offset = 0
 
+    def discard(self) -> None:
+        """Forget the unread part of the block (the next id reads a fresh one)."""
+        self._block = b""
+        self._offset = 0
+
     def take(self, size: int) -> bytes:
         if self._offset + size > len(self._block):
             self._block = os.urandom(max(_BLOCK_BYTES, size))
@@ -31,7 +36,7 @@ class _RandomBlock:
 _source = _RandomBlock()
 if hasattr(os, "register_at_fork"):
     # A forked child must never reuse the parent's unread block.
-    os.register_at_fork(after_in_child=lambda: _source.__init__())
+    os.register_at_fork(after_in_child=_source.discard)
 
 
 def random_hex(size: int = 16) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from typing import Any
 
 from aiohttp import web
 
@@ -57,7 +58,8 @@ async def serve(settings: Settings, configure: Configure | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, stop, signum)
     stop_waiter = asyncio.create_task(stop.wait(), name="server.wait_stop")
-    await asyncio.wait({stop_waiter, slot.fatal}, return_when=asyncio.FIRST_COMPLETED)
+    waiters: set[asyncio.Future[Any]] = {stop_waiter, slot.fatal}
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     stop_waiter.cancel()
 
     exit_code = 0

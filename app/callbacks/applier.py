@@ -15,11 +15,10 @@ import time
 import uuid
 from datetime import datetime
 
-import asyncpg
-
 from app.callbacks.tokens import URL_TOKEN, VERIFIED
 from app.db import callback_events as inbox
 from app.db import generations as db
+from app.db.connection import Conn
 from app.db.database import Database
 from app.logs import get_logger
 from app.metrics import callback_apply_counter
@@ -83,7 +82,7 @@ class CallbackApplier:
             return await self._apply_locked(conn, [event for event in events if event.id in free])
 
     async def attach_task_id(
-        self, conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str, next_check_at: datetime | None
+        self, conn: Conn, generation_id: uuid.UUID, task_id: str, next_check_at: datetime | None
     ) -> bool:
         """Record KIE's task id on a queued generation and apply any orphan callbacks for it.
 
@@ -98,9 +97,7 @@ class CallbackApplier:
             log.info("kie_callback.orphan_applied", event_id=event_id, task_id=task_id, outcome=outcome)
         return True
 
-    async def _apply_locked(
-        self, conn: asyncpg.Connection, events: list[inbox.StoredEvent]
-    ) -> dict[int, str]:
+    async def _apply_locked(self, conn: Conn, events: list[inbox.StoredEvent]) -> dict[int, str]:
         """Decide and apply locked events, oldest first, inside the caller's transaction."""
         if not events:
             return {}
@@ -153,7 +150,7 @@ class CallbackApplier:
         return {result.event_id: result.outcome for result in results}
 
 
-async def _adopt(conn: asyncpg.Connection, gid: str | None, task_id: str) -> db.TaskOwner | None:
+async def _adopt(conn: Conn, gid: str | None, task_id: str) -> db.TaskOwner | None:
     try:
         generation_id = uuid.UUID(gid or "")
     except ValueError:

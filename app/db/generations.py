@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import orjson
 
-from app.db.database import Executor
+from app.db.connection import Conn, Executor
 from app.db.jsonb import to_jsonb
 from app.db.keys import task_lock_key
 from app.generations.model import Generation
@@ -198,9 +197,7 @@ async def get_generation(conn: Executor, generation_id: uuid.UUID) -> Generation
     return Generation.from_row(row) if row is not None else None
 
 
-async def apply_transition(
-    conn: asyncpg.Connection, generation_id: uuid.UUID, move: Transition
-) -> Moved | None:
+async def apply_transition(conn: Conn, generation_id: uuid.UUID, move: Transition) -> Moved | None:
     """Move a generation forward, guarded by its current state; NOTIFY on success.
 
     Returns None (and changes nothing) when the move is not allowed from the current
@@ -226,7 +223,7 @@ async def apply_transition(
 
 
 async def notify_event(
-    conn: asyncpg.Connection, generation_id: uuid.UUID, state: str, *, previous: str | None, stage: str | None
+    conn: Conn, generation_id: uuid.UUID, state: str, *, previous: str | None, stage: str | None
 ) -> None:
     """Tell every listener that a generation changed (delivered when the transaction commits)."""
     payload = {"id": str(generation_id), "state": state, "previous": previous, "stage": stage}
@@ -234,7 +231,7 @@ async def notify_event(
 
 
 async def record_task_id(
-    conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str, next_check_at: datetime | None
+    conn: Conn, generation_id: uuid.UUID, task_id: str, next_check_at: datetime | None
 ) -> bool:
     """Record KIE's task id on a queued generation (now ``submitted``); False if it was not queued."""
     row = await conn.fetchrow(_RECORD_TASK_ID, generation_id, task_id, next_check_at)
@@ -244,7 +241,7 @@ async def record_task_id(
     return True
 
 
-async def lock_tasks(conn: asyncpg.Connection, task_ids: list[str]) -> None:
+async def lock_tasks(conn: Conn, task_ids: list[str]) -> None:
     """Lock KIE task ids for this transaction, exclusively, in a deadlock-free order.
 
     Taken by whatever records a task id or decides about a task's callbacks; storing an
@@ -254,7 +251,7 @@ async def lock_tasks(conn: asyncpg.Connection, task_ids: list[str]) -> None:
         await conn.execute(_LOCK_TASKS, sorted({task_lock_key(task_id) for task_id in task_ids}))
 
 
-async def lock_by_task_ids(conn: asyncpg.Connection, task_ids: list[str]) -> dict[str, TaskOwner]:
+async def lock_by_task_ids(conn: Conn, task_ids: list[str]) -> dict[str, TaskOwner]:
     """The generations owning any of ``task_ids``, by task id, locked for this transaction."""
     if not task_ids:
         return {}
@@ -262,13 +259,13 @@ async def lock_by_task_ids(conn: asyncpg.Connection, task_ids: list[str]) -> dic
     return {row["task_id"]: TaskOwner(row["id"], State(row["state"]), row["task_id"]) for row in rows}
 
 
-async def touch_callbacks(conn: asyncpg.Connection, generation_ids: list[uuid.UUID]) -> None:
+async def touch_callbacks(conn: Conn, generation_ids: list[uuid.UUID]) -> None:
     """Remember that callbacks arrived for these generations."""
     if generation_ids:
         await conn.execute(_TOUCH_CALLBACKS, generation_ids)
 
 
-async def mark_due_many(conn: asyncpg.Connection, generation_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+async def mark_due_many(conn: Conn, generation_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """Make generations at KIE due for a status check now; returns those that were (and woke the poller)."""
     if not generation_ids:
         return []
@@ -276,7 +273,7 @@ async def mark_due_many(conn: asyncpg.Connection, generation_ids: list[uuid.UUID
 
 
 async def insert_idempotent(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     generation_id: uuid.UUID,
     owner: str,
@@ -325,29 +322,27 @@ async def list_generations(
     return [Generation.from_row(row) for row in rows]
 
 
-async def claim_queued(conn: asyncpg.Connection, limit: int) -> list[Generation]:
+async def claim_queued(conn: Conn, limit: int) -> list[Generation]:
     """Mark up to ``limit`` queued generations as being submitted (the caller holds the fence)."""
     return [Generation.from_row(row) for row in await conn.fetch(_CLAIM_QUEUED, limit)]
 
 
-async def release_claim(
-    conn: asyncpg.Connection, generation_id: uuid.UUID, retry_in_s: float, why: str
-) -> None:
+async def release_claim(conn: Conn, generation_id: uuid.UUID, retry_in_s: float, why: str) -> None:
     """Give a claimed generation back to the queue, to be tried again after ``retry_in_s``."""
     await conn.execute(_RELEASE_CLAIM, generation_id, retry_in_s, why)
 
 
-async def mark_uncertain(conn: asyncpg.Connection, generation_id: uuid.UUID, why: str) -> None:
+async def mark_uncertain(conn: Conn, generation_id: uuid.UUID, why: str) -> None:
     """The create request may have reached KIE: never submit again; a callback or the deadline decides."""
     await conn.execute(_MARK_UNCERTAIN, generation_id, why)
 
 
-async def mark_stale_submissions(conn: asyncpg.Connection, older_than_s: float) -> list[uuid.UUID]:
+async def mark_stale_submissions(conn: Conn, older_than_s: float) -> list[uuid.UUID]:
     """Claims whose submitter died mid-request become uncertain (never blindly re-created)."""
     return [row["id"] for row in await conn.fetch(_STALE_SUBMISSIONS, older_than_s)]
 
 
-async def adopt_by_gid(conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str) -> TaskOwner | None:
+async def adopt_by_gid(conn: Conn, generation_id: uuid.UUID, task_id: str) -> TaskOwner | None:
     """Record a task id learned from a verified callback for a generation whose create is in doubt."""
     row = await conn.fetchrow(_ADOPT_BY_GID, generation_id, task_id)
     if row is None:
@@ -356,7 +351,7 @@ async def adopt_by_gid(conn: asyncpg.Connection, generation_id: uuid.UUID, task_
     return TaskOwner(row["id"], State(row["state"]), row["task_id"])
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[uuid.UUID]:
+async def claim_due(conn: Conn, limit: int, lease_s: float) -> list[uuid.UUID]:
     """Ids of open generations due for a status check, leased for ``lease_s`` so no one else checks them."""
     return [row["id"] for row in await conn.fetch(_CLAIM_DUE, limit, lease_s)]
 
@@ -372,7 +367,7 @@ async def next_due(conn: Executor) -> datetime | None:
     return value
 
 
-async def overdue(conn: asyncpg.Connection, limit: int) -> list[Overdue]:
+async def overdue(conn: Conn, limit: int) -> list[Overdue]:
     """Open generations past their deadline."""
     return [
         Overdue(row["id"], State(row["state"]), row["task_id"], row["family"], row["uncertain"])

@@ -16,6 +16,8 @@ from datetime import datetime
 
 import asyncpg
 
+from app.db.connection import Conn, Executor
+
 _BUMP = """
 INSERT INTO leadership (name, epoch, holder, acquired_at)
 VALUES ($1, 1, $2, now())
@@ -50,7 +52,7 @@ class LeadershipRecord:
     acquired_at: datetime | None
 
 
-async def wait_for_lock(conn: asyncpg.Connection, key: int) -> None:
+async def wait_for_lock(conn: Conn, key: int) -> None:
     """Wait inside ``pg_advisory_lock`` until the session holds ``key``.
 
     Raises ``asyncpg.LockNotAvailableError`` when the session's ``lock_timeout`` passes first, so
@@ -59,31 +61,31 @@ async def wait_for_lock(conn: asyncpg.Connection, key: int) -> None:
     await conn.execute(_LOCK, key, timeout=10)
 
 
-async def unlock(conn: asyncpg.Connection, key: int, timeout: float) -> None:
+async def unlock(conn: Conn, key: int, timeout: float) -> None:
     """Release the session lock ``key`` (a peer waiting inside the lock gets it at once)."""
     await conn.execute(_UNLOCK, key, timeout=timeout)
 
 
-async def keepalive(conn: asyncpg.Connection, timeout: float) -> None:
+async def keepalive(conn: Conn, timeout: float) -> None:
     """One round trip on the lock connection: proves the session (and so the lock) alive."""
     await conn.fetchval(_KEEPALIVE, timeout=timeout)
 
 
-async def set_local_lock_timeout(conn: asyncpg.Connection, value: str) -> None:
+async def set_local_lock_timeout(conn: Conn, value: str) -> None:
     """``SET LOCAL lock_timeout`` for the current transaction (``value`` such as ``15s``)."""
     if not value[:-1].isdigit() or value[-1] not in "sm":
         raise ValueError(f"not a lock timeout: {value!r}")
     await conn.execute(_SET_LOCK_TIMEOUT.format(value))
 
 
-async def bump_epoch(conn: asyncpg.Connection, name: str, holder: str) -> tuple[int, datetime]:
+async def bump_epoch(conn: Conn, name: str, holder: str) -> tuple[int, datetime]:
     """Record a new term for ``name`` held by ``holder``; return its epoch and start time."""
     row = await conn.fetchrow(_BUMP, name, holder)
     assert row is not None
     return int(row["epoch"]), row["acquired_at"]
 
 
-async def read_leadership(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> LeadershipRecord | None:
+async def read_leadership(conn: Executor, name: str) -> LeadershipRecord | None:
     """The current term of ``name``, or None if no one ever led."""
     row = await conn.fetchrow(_READ, name)
     if row is None:
@@ -92,7 +94,7 @@ async def read_leadership(conn: asyncpg.Connection | asyncpg.Pool, name: str) ->
 
 
 @contextlib.asynccontextmanager
-async def fenced_transaction(pool: asyncpg.Pool, name: str, epoch: int) -> AsyncIterator[asyncpg.Connection]:
+async def fenced_transaction(pool: asyncpg.Pool, name: str, epoch: int) -> AsyncIterator[Conn]:
     """A transaction in which writes happen only while ``epoch`` is the current one.
 
     Raises :class:`StaleEpochError` (and writes nothing) when a newer term exists.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from app.db.connection import Conn
 from app.db.keys import advisory_key
 from app.logs import get_logger
 
@@ -61,7 +62,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def apply_migrations(conn: Conn, migrations: list[Migration] | None = None) -> list[str]:
     """Apply the migrations not yet recorded; return the names applied."""
     migrations = load_migrations() if migrations is None else migrations
     applied_now: list[str] = []

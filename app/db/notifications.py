@@ -55,12 +55,12 @@ class Notifications:
         """Stop delivering to ``queue``."""
         self._subscribers[channel].discard(queue)
 
-    def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+    def _deliver(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         for queue in list(self._subscribers.get(channel, ())):
             if queue.full():
                 # A slow subscriber loses the oldest wake-up; it re-reads storage anyway.
                 queue.get_nowait()
-            queue.put_nowait(payload)
+            queue.put_nowait(str(payload))
 
     async def _run(self) -> None:
         backoff = Backoff(base=0.1, cap=3.0)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.states import TERMINAL, State
+
+
+class Row(Protocol):
+    """A database row read by column name (an ``asyncpg.Record``, or a mapping)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,7 @@ class Generation:
     submit_uncertain_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Generation:
+    def from_row(cls, row: Row) -> Generation:
         """Build from a ``generations`` row (jsonb columns already decoded by the pool's codec)."""
         values = {name: row[name] for name in _FIELD_NAMES}
         values["state"] = State(values["state"])

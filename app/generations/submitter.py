@@ -23,6 +23,7 @@ from app.backoff import Backoff
 from app.callbacks.applier import CallbackApplier
 from app.callbacks.tokens import CallbackSecret, callback_url
 from app.db import generations as db
+from app.db.connection import Conn
 from app.db.database import Database
 from app.db.leadership import StaleEpochError
 from app.db.notifications import Notifications
@@ -190,7 +191,7 @@ class Submitter:
         raise AssertionError("unreachable")
 
     async def _attach(
-        self, conn: asyncpg.Connection, generation_id: uuid.UUID, task_id: str, first_check: datetime
+        self, conn: Conn, generation_id: uuid.UUID, task_id: str, first_check: datetime
     ) -> tuple[bool, Generation | None]:
         attached = await self._applier.attach_task_id(conn, generation_id, task_id, first_check)
         return attached, None if attached else await db.get_generation(conn, generation_id)

@@ -208,7 +208,8 @@ def _check_integer(spec: FieldSpec, value: Any, path: str) -> int:
             raise InvalidInputError(path, "Must be a whole number.")
         value = int(value)
     _check_range(spec, value, path)
-    return value
+    number: int = value
+    return number
 
 
 def _check_number(spec: FieldSpec, value: Any, path: str) -> int | float:
@@ -218,7 +219,8 @@ def _check_number(spec: FieldSpec, value: Any, path: str) -> int | float:
         raise InvalidInputError(path, "Must be a finite number.")
     # An int is already a number in JSON: keep it as given rather than invent a float.
     _check_range(spec, value, path)
-    return value
+    number: int | float = value
+    return number
 
 
 def _check_boolean(spec: FieldSpec, value: Any, path: str) -> bool:

@@ -260,9 +260,9 @@ def _extract(
                 return value, record_id, {"strategy": "documented", "path": ".".join(path)}
     if record_id is None:
         record_id = _search_keys(root, _RECORD_ID_KEYS_FOLDED)[0]
-    found, path = _search_keys(root, _TASK_ID_KEYS_FOLDED)
+    found, found_at = _search_keys(root, _TASK_ID_KEYS_FOLDED)
     if found is not None:
-        return found, record_id, {"strategy": "search", "path": path}
+        return found, record_id, {"strategy": "search", "path": found_at}
     if record_id is not None:
         return record_id, record_id, {"strategy": "record_id"}
     for key, value in _items(query):
@@ -310,9 +310,9 @@ def _as_id(value: Any) -> str | None:
             return None
         return str(int(value))
     if isinstance(value, str):
-        value = value.strip()
-        if value and len(value) <= _MAX_ID_LENGTH and value.lower() not in ("null", "none", "undefined"):
-            return value
+        text = value.strip()
+        if text and len(text) <= _MAX_ID_LENGTH and text.lower() not in ("null", "none", "undefined"):
+            return text
     return None
 
 
@@ -505,9 +505,9 @@ def _urls_in(value: Any) -> list[str]:
 
 def _url(value: Any) -> str | None:
     if isinstance(value, str):
-        value = value.strip()
-        if len(value) <= 4096 and _HTTP_URL.match(value):
-            return value
+        text = value.strip()
+        if len(text) <= 4096 and _HTTP_URL.match(text):
+            return text
     return None
 
 

@@ -178,7 +178,8 @@ async def generation_events(request: web.Request) -> web.StreamResponse:
 
 
 def _sse(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def _encode_cursor(generation: Generation) -> str:

@@ -86,20 +86,20 @@ def _bound_later(route: Route) -> Handler:
     return handler
 
 
-def starting(request: web.Request) -> web.StreamResponse:
+def starting(request: web.Request) -> web.Response:
     """503 for a request that waited longer than :data:`WIRING_WAIT_S` for the service to start."""
     return json_error(
         503, "starting", "the service is still starting; retry shortly", headers={"Retry-After": "1"}
     )
 
 
-def _callback_not_wired(request: web.Request) -> web.StreamResponse:
+def _callback_not_wired(request: web.Request) -> web.Response:
     # Always 200 for KIE (anything else starts a retry storm); a process that cannot wire itself
     # within the wait exits as fatal, so this is logged as the loss it is.
     log.error("kie_callback.lost", reason="the service did not finish starting", path=request.path)
     return web.Response(body=b'{"ok":true}', content_type="application/json")
 
 
-_UNREADY: dict[str, Callable[[web.Request], web.StreamResponse]] = {
+_UNREADY: dict[str, Callable[[web.Request], web.Response]] = {
     "app.web.callbacks:kie_callback": _callback_not_wired,
 }

@@ -70,8 +70,8 @@ def _market_callback(task: SimTask, latency: float) -> dict[str, Any]:
 
 def _veo_callback(task: SimTask, latency: float) -> dict[str, Any]:
     if task.will_fail:
-        data = {"taskId": task.task_id, "info": None, "fallbackFlag": False}
-        return {"code": task.fail_code, "msg": fail_message(task), "data": data}
+        failed = {"taskId": task.task_id, "info": None, "fallbackFlag": False}
+        return {"code": task.fail_code, "msg": fail_message(task), "data": failed}
     urls: list[str] | str = task.files["video"]
     if task.seq % 2 == 0:
         urls = orjson.dumps(urls).decode()  # both forms are documented: every other task gets a string

@@ -26,15 +26,15 @@ CALLBACK_BACKOFF_S = 0.25  # doubled per retry; KIE's real interval is not docum
 GARBAGE_BODY = b'{"code": 200, "msg": "success", "data": {"taskId"'
 
 
-def spawn(state: SimState, coro: Coroutine[Any, Any, None]) -> None:
+def spawn(state: SimState, coro: Coroutine[Any, Any, object]) -> None:
     """Run a delivery in the background, tracked so cleanup (and reset) can cancel it."""
     task = asyncio.create_task(coro)
     state.deliveries.add(task)
     task.add_done_callback(_delivery_done(state))
 
 
-def _delivery_done(state: SimState) -> Callable[[asyncio.Task[None]], None]:
-    def done(task: asyncio.Task[None]) -> None:
+def _delivery_done(state: SimState) -> Callable[[asyncio.Task[object]], None]:
+    def done(task: asyncio.Task[object]) -> None:
         state.deliveries.discard(task)
         if not task.cancelled() and task.exception() is not None:
             # Deliveries catch their own errors; this is a simulator bug, and it must not go unseen.

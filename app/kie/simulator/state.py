@@ -69,7 +69,7 @@ class SimState:
     callbacks_abandoned: int = 0
     callbacks_garbage: int = 0
     seq: int = 0
-    deliveries: set[asyncio.Task[None]] = field(default_factory=set)
+    deliveries: set[asyncio.Task[object]] = field(default_factory=set)
     session: aiohttp.ClientSession | None = None
 
     def reset(self) -> None:
