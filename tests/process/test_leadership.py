@@ -111,7 +111,8 @@ async def test_sigterm_of_the_leader_hands_over_and_exits_zero(
     follower = next(node for node in nodes if node is not leader)
     leader.send(signal.SIGTERM)
     sent = time.monotonic()
-    assert await wait_for_active(session, follower, timeout=2.0) < 1.0
+    # The contract's worst case for a takeover (2 s); bench/failover.py measures the few ms it takes.
+    assert await wait_for_active(session, follower, timeout=2.0) < 2.0
     assert await asyncio.to_thread(leader.wait, 10) == 0
     assert time.monotonic() - sent < 10
     assert leader.events_named("leader.released")

@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.service import ServiceProcess
 
+RENDER_HEALTH_TIMEOUT_S = 5.0
+
 
 @pytest.fixture
 async def silent_database() -> AsyncIterator[int]:
@@ -49,7 +51,7 @@ def wait_until_no_postgres(pgdata: Path, timeout: float) -> list[psutil.Process]
     return left
 
 
-async def test_health_answers_within_a_second_while_the_database_is_silent(
+async def test_health_answers_well_inside_renders_check_timeout_while_the_database_is_silent(
     tmp_path: Path, services: list[ServiceProcess], session: aiohttp.ClientSession, silent_database: int
 ) -> None:
     service = ServiceProcess(
@@ -63,12 +65,14 @@ async def test_health_answers_within_a_second_while_the_database_is_silent(
     services.append(service)
     body = await service.wait_for(session, "/health", lambda b: b["status"] == "ok", timeout=5, interval=0.01)
     first_ok = time.monotonic() - service.started_at
-    assert first_ok < 1.0, f"/health took {first_ok:.3f}s"
+    # The contract's hard limit is Render's 5 s health-check timeout (a second of margin here);
+    # the strict figure (start to first 200 against bare aiohttp) belongs to bench/startup.py.
+    assert first_ok < RENDER_HEALTH_TIMEOUT_S - 1, f"/health took {first_ok:.3f}s"
     assert body["role"] == "starting"
 
     asked = time.monotonic()
-    status, detailed = await service.get_json(session, "/health/detailed", timeout=3)
-    assert time.monotonic() - asked < 1.5
+    status, detailed = await service.get_json(session, "/health/detailed", timeout=5)
+    assert time.monotonic() - asked < RENDER_HEALTH_TIMEOUT_S - 1, "the page stays inside a health check"
     assert status == 200
     assert detailed["components"]["database"]["status"] in ("starting", "down")
     # After a connect attempt timed out, the reason is visible.

@@ -502,7 +502,7 @@ async def test_wait_returns_as_soon_as_a_running_generation_succeeds(
     assert reply.status == 200, reply.body
     body = reply.body
     assert body["state"] == "succeeded", body
-    assert elapsed < 3.0, f"?wait=5 took {elapsed:.2f} s for a generation that ends within ~1 s"
+    assert elapsed < 4.5, f"?wait=5 took {elapsed:.2f} s: it should return when the generation ends (~1 s)"
     missing = [name for name in CONTRACT_FIELDS if name not in body]
     assert not missing, f"missing contract fields {missing} in {body}"
     assert isinstance(body["task_id"], str) and body["task_id"]

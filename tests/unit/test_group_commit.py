@@ -234,7 +234,9 @@ async def test_a_hanging_write_is_cut_off_at_the_timeout_and_the_writer_goes_on(
             with pytest.raises(TimeoutError):
                 await future
         elapsed = loop.time() - started
-        assert timeout * 0.5 <= elapsed < 1.0, f"failed after {elapsed:.3f} s"
+        # Cut off, not hung: a caller waits at most twice the timeout (0.2 s); ten times that
+        # is the margin a loaded machine may need.
+        assert timeout * 0.5 <= elapsed < timeout * 2 * 10, f"failed after {elapsed:.3f} s"
         assert write.cancelled == [0]  # the hung write itself was cancelled, not left running
         assert write.in_flight == 0
 
