@@ -156,7 +156,8 @@ class Leader:
                 with contextlib.suppress(Exception):
                     await unlock(conn, self.lock_key, _UNLOCK_TIMEOUT_S)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), _UNLOCK_TIMEOUT_S)
+                async with asyncio.timeout(_UNLOCK_TIMEOUT_S):
+                    await conn.close()
             if not conn.is_closed():
                 conn.terminate()
         if was_active:
@@ -267,7 +268,8 @@ class Leader:
             if time.monotonic() - last_ok > self.lease_s - _KEEPALIVE_INTERVAL_S:
                 raise LockLost(f"no keepalive for {self.lease_s:.0f}s: lease expired")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), _KEEPALIVE_INTERVAL_S)
+                async with asyncio.timeout(_KEEPALIVE_INTERVAL_S):
+                    await lost.wait()
 
     async def _stop_singletons(self) -> None:
         running, self._running = self._running, {}
@@ -294,7 +296,8 @@ class Leader:
         term = self.term if self.role == "active" else None
         holder: dict[str, object] | None = None
         try:
-            record = await asyncio.wait_for(read_leadership(self._pool_getter(), self.name), 1.0)
+            async with asyncio.timeout(1.0):
+                record = await read_leadership(self._pool_getter(), self.name)
         except Exception:  # not connected, or too slow: the page shows no holder rather than waiting
             record = None
         if record is not None:

@@ -88,6 +88,7 @@ class BoundedWorkers:
 async def next_wake(wake: asyncio.Queue[str], timeout: float) -> None:
     """Wait for a notification (or ``timeout``), then drop the others that piled up."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.get(), timeout)
+        async with asyncio.timeout(timeout):
+            await wake.get()
     while not wake.empty():
         wake.get_nowait()

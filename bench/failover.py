@@ -150,12 +150,14 @@ async def baseline_trials(dsn: str, trials: int) -> list[float]:
                 sys.executable, "-c", _HOLDER, dsn, stdout=asyncio.subprocess.PIPE
             )
             assert holder.stdout is not None
-            await asyncio.wait_for(holder.stdout.readline(), 10)
+            async with asyncio.timeout(10):
+                await holder.stdout.readline()
             acquiring = asyncio.create_task(waiter.execute("SELECT pg_advisory_lock(4242)"))
             await asyncio.sleep(0.2)
             killed_at = time.perf_counter()
             holder.kill()
-            await asyncio.wait_for(acquiring, 10)
+            async with asyncio.timeout(10):
+                await acquiring
             times.append(time.perf_counter() - killed_at)
             await waiter.execute("SELECT pg_advisory_unlock(4242)")
             await holder.wait()

@@ -53,9 +53,8 @@ async def _client(
         while time.perf_counter() < deadline:
             if tickets is not None:
                 try:
-                    scheduled = await asyncio.wait_for(
-                        tickets.get(), max(0.0, deadline - time.perf_counter())
-                    )
+                    async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+                        scheduled = await tickets.get()
                 except TimeoutError:
                     return
             else:

@@ -66,7 +66,8 @@ class CallbackMaintenance:
                 log.warning("callbacks.maintenance_failed", error=error, retry_in_s=round(delay, 2))
             self._intake.spooled_wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._intake.spooled_wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._intake.spooled_wake.wait()
 
     async def run_pass(self) -> None:
         """One pass: secret, direct storing, spool replay, unapplied events; the slow sweep when due."""

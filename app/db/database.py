@@ -97,7 +97,8 @@ class Database:
     async def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until connected and migrated; False if ``timeout`` passed first."""
         try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.ready.wait()
         except TimeoutError:
             return False
         return True
@@ -192,7 +193,8 @@ class Database:
         if self.pool is not None:
             pool, self.pool = self.pool, None
             try:
-                await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT_S)
+                async with asyncio.timeout(_POOL_CLOSE_TIMEOUT_S):
+                    await pool.close()
             except (TimeoutError, Exception):
                 pool.terminate()
         if self.embedded is not None:

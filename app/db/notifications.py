@@ -80,7 +80,8 @@ class Notifications:
                     self._deliver(conn, 0, channel, "")
                 while not lost.is_set():
                     try:
-                        await asyncio.wait_for(lost.wait(), 5.0)
+                        async with asyncio.timeout(5.0):
+                            await lost.wait()
                     except TimeoutError:
                         await conn.fetchval("SELECT 1", timeout=2.0)
             except asyncio.CancelledError:

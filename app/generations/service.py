@@ -141,10 +141,8 @@ class GenerationService:
         try:
             while True:
                 try:
-                    seen = await asyncio.wait_for(
-                        db.get_generation(self._database.require_pool(), generation_id),
-                        max(0.1, deadline - time.monotonic()),
-                    )
+                    async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                        seen = await db.get_generation(self._database.require_pool(), generation_id)
                 except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     pass  # storage unreachable for now (DatabaseUnavailable is an OSError): keep what we saw
                 else:
@@ -175,7 +173,8 @@ async def _next_event_for(events: asyncio.Queue[str], key: str, timeout: float) 
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
         try:
-            payload = await asyncio.wait_for(events.get(), remaining)
+            async with asyncio.timeout(remaining):
+                payload = await events.get()
         except TimeoutError:
             return
         if not payload or key in payload:

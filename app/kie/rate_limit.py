@@ -50,7 +50,8 @@ class SlidingWindowLimiter:
                 if wait <= 0:
                     raise RateLimitTimeout(f"no request slot within {timeout:.0f} s")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait + 0.001)
+                    async with asyncio.timeout(wait + 0.001):
+                        await self._changed.wait()
         try:
             yield
         finally:

@@ -65,7 +65,8 @@ class RuntimeSlot:
         """The runtime once built, or None if ``timeout`` passed first."""
         if self._runtime is None:
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
             except TimeoutError:
                 return None
         return self._runtime

@@ -62,7 +62,8 @@ async def test_a_bump_waits_for_a_fenced_write_in_flight(pool: asyncpg.Pool) -> 
         bumping = asyncio.create_task(bump())
         await asyncio.sleep(0.2)
         assert not bumping.done(), "the bump must wait for the fenced write to commit"
-    assert await asyncio.wait_for(bumping, 5) == epoch + 1
+    async with asyncio.timeout(5):
+        assert await bumping == epoch + 1
 
 
 async def test_stale_epoch_with_no_leadership_row(pool: asyncpg.Pool) -> None:
@@ -86,7 +87,8 @@ async def test_supervise_restarts_a_crashing_task_and_stops_on_cancel() -> None:
     from app.backoff import Backoff
 
     task = asyncio.create_task(supervise("flaky", flaky, Backoff(base=0.01, cap=0.02)))
-    await asyncio.wait_for(done.wait(), 5)
+    async with asyncio.timeout(5):
+        await done.wait()
     assert calls == 3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -65,7 +65,8 @@ async def test_a_submitter_killed_mid_create_never_creates_a_second_task(
     ) as resp:
         assert resp.status == 202
         generation_id = (await resp.json())["id"]
-    await asyncio.wait_for(create_seen.wait(), 10)
+    async with asyncio.timeout(10):
+        await create_seen.wait()
     first.send(signal.SIGKILL)
     first.wait(5)
 

@@ -291,7 +291,8 @@ async def test_a_key_of_raw_non_utf8_bytes_is_401_json(stack: Stack) -> None:
             b"X-API-Key: \xff\xfe\xc3(\r\nConnection: close\r\n\r\n"
         )
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), 10)
+        async with asyncio.timeout(10):
+            raw = await reader.read()
     finally:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
