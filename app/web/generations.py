@@ -26,7 +26,7 @@ from app.states import State
 from app.web.auth import OWNER
 from app.web.errors import json_error
 from app.web.keys import runtime_of
-from app.web.params import bounded_float, not_found, path_uuid
+from app.web.params import BadParameter, bounded_float, not_found, path_uuid
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -130,14 +130,11 @@ async def list_generations(request: web.Request) -> web.Response:
 @_unavailable_as_503
 async def get_generation(request: web.Request) -> web.Response:
     """One generation; 404 when unknown (or another key's). ?wait=N waits up to N s for the end."""
-    generation_id = path_uuid(request)
-    service = runtime_of(request.app).generations
-    generation = await service.get(generation_id, request[OWNER])
-    if generation is None:
-        return not_found()
+    generation = await _owned_generation(request)
     wait = bounded_float(request, "wait", low=0.0, high=_MAX_WAIT_S, default=0.0)
     if wait > 0 and not generation.terminal:
-        generation = await service.wait_for_terminal(generation_id, wait) or generation
+        service = runtime_of(request.app).generations
+        generation = await service.wait_for_terminal(generation.id, wait) or generation
     return _json(generation_json(generation))
 
 
@@ -153,11 +150,9 @@ async def cancel_generation(request: web.Request) -> web.Response:
 @_unavailable_as_503
 async def generation_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``, then the end."""
-    generation_id = path_uuid(request)
+    generation = await _owned_generation(request)
+    generation_id = generation.id
     service = runtime_of(request.app).generations
-    generation = await service.get(generation_id, request[OWNER])
-    if generation is None:
-        return not_found()
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     deadline = asyncio.get_running_loop().time() + _SSE_MAX_S
@@ -175,6 +170,14 @@ async def generation_events(request: web.Request) -> web.StreamResponse:
         generation = changed or generation
     await response.write_eof()
     return response
+
+
+async def _owned_generation(request: web.Request) -> Generation:
+    """The caller's generation named by the path; a 404 when it is unknown or another key's."""
+    generation = await runtime_of(request.app).generations.get(path_uuid(request), request[OWNER])
+    if generation is None:
+        raise BadParameter(not_found())
+    return generation
 
 
 def _sse(event: dict[str, Any]) -> bytes:
