@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -250,7 +250,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _die_with_parent(parent_pid: int):  # type: ignore[no-untyped-def]
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     """A preexec function: the child gets a signal the moment its parent thread dies."""
     import ctypes
 
