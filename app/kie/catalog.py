@@ -58,6 +58,12 @@ class FieldSpec:
     min_length: int | None = None
     max_length: int | None = None
     max_items: int | None = None
+    # Enum only: a human name per value (value as text -> label), e.g. for voice ids.
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label(self, value: Any) -> str:
+        """The human name of an enum value (the value itself when it has none)."""
+        return dict(self.labels).get(str(value), str(value))
 
     def describe(self) -> dict[str, Any]:
         """The spec as a JSON-ready dict in the catalog file's shape (for API listings)."""
@@ -66,6 +72,8 @@ class FieldSpec:
             spec["required"] = True
         if self.values:
             spec["values"] = list(self.values)
+        if self.labels:
+            spec["labels"] = dict(self.labels)
         for key in ("min", "max", "min_length", "max_length", "max_items"):
             value = getattr(self, key)
             if value is not None:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -33,7 +34,7 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
     "integer": frozenset({"min", "max"}),
     "number": frozenset({"min", "max"}),
     "boolean": frozenset(),
-    "enum": frozenset({"values"}),
+    "enum": frozenset({"values", "labels"}),
     "url": frozenset(),
     "url_list": frozenset({"max_items"}),
 }
@@ -183,6 +184,7 @@ def _parse_field(model_id: str, name: str, raw: Any) -> FieldSpec:
         if len(set(raw_values)) != len(raw_values):
             raise fail("enum values must not repeat.")
         values = tuple(raw_values)
+    labels = _parse_labels(raw.get("labels"), values, fail) if "labels" in raw else ()
 
     bounds: dict[str, Any] = {}
     for key in ("min", "max"):
@@ -204,7 +206,7 @@ def _parse_field(model_id: str, name: str, raw: Any) -> FieldSpec:
     if "min_length" in bounds and "max_length" in bounds and bounds["min_length"] > bounds["max_length"]:
         raise fail("'min_length' is greater than 'max_length'.")
 
-    spec = FieldSpec(name=name, type=kind, required=required, values=values, **bounds)
+    spec = FieldSpec(name=name, type=kind, required=required, values=values, labels=labels, **bounds)
     if "default" not in raw:
         return spec
     default = raw["default"]
@@ -217,5 +219,27 @@ def _parse_field(model_id: str, name: str, raw: Any) -> FieldSpec:
     # Tuples keep the frozen spec hashable; default_value() hands out a fresh list each time.
     stored = tuple(checked) if isinstance(checked, list) else checked
     return FieldSpec(
-        name=name, type=kind, required=required, default=stored, has_default=True, values=values, **bounds
+        name=name,
+        type=kind,
+        required=required,
+        default=stored,
+        has_default=True,
+        values=values,
+        labels=labels,
+        **bounds,
     )
+
+
+def _parse_labels(
+    raw: Any, values: tuple[Any, ...], fail: Callable[[str], CatalogError]
+) -> tuple[tuple[str, str], ...]:
+    """An enum's ``labels``: a human name for some or all of its values, and for nothing else."""
+    if not isinstance(raw, dict) or not raw:
+        raise fail("'labels' must be a non-empty JSON object of value -> name.")
+    known = {str(value) for value in values}
+    for value, label in raw.items():
+        if value not in known:
+            raise fail(f"'labels' names {value!r}, which is not one of the enum's values.")
+        if not isinstance(label, str) or not label.strip() or len(label) > 100:
+            raise fail(f"the label of {value!r} must be a non-empty string of at most 100 characters.")
+    return tuple((value, label) for value, label in raw.items())
