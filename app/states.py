@@ -68,6 +68,7 @@ class Transition:
 
     state: State
     result_urls: list[str] | None = None
+    cover_url: str | None = None
     error: str | None = None
     error_code: str | None = None
     stage: str | None = None
@@ -104,6 +105,7 @@ def outcome_transition(outcome: Mapping[str, Any]) -> Transition | None:
     return Transition(
         state=state,
         result_urls=outcome.get("result_urls") if succeeded else None,
+        cover_url=outcome.get("cover_url") if succeeded else None,
         error=outcome.get("error") if failed else None,
         error_code=outcome.get("error_code") if failed else None,
         stage=outcome.get("stage"),

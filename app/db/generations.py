@@ -43,6 +43,7 @@ UPDATE generations AS g SET
     stage = COALESCE($6, g.stage),
     progress = CASE WHEN $2 = '{State.SUCCEEDED}' THEN 1.0 ELSE COALESCE($7, g.progress) END,
     result_object = COALESCE($8::jsonb, g.result_object),
+    cover_url = COALESCE($10, g.cover_url),
     finished_at = CASE WHEN $2 IN ({_TERMINAL}) THEN now() END,
     next_check_at = CASE WHEN $2 IN ({_TERMINAL}) THEN NULL ELSE g.next_check_at END,
     updated_at = now()
@@ -215,6 +216,7 @@ async def apply_transition(conn: Conn, generation_id: uuid.UUID, move: Transitio
         move.progress,
         to_jsonb(move.result_object) if move.result_object is not None else None,
         [state.value for state in ALLOWED_FROM[move.state]],
+        move.cover_url,
     )
     if row is None:
         return None

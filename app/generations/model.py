@@ -30,6 +30,7 @@ class Generation:
     task_id: str | None
     idempotency_key: str | None
     result_urls: list[str]
+    cover_url: str | None
     files: list[dict[str, Any]]
     result_object: Any
     error: str | None

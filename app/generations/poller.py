@@ -20,7 +20,8 @@ from app.callbacks.applier import CallbackApplier
 from app.db import generations as db
 from app.db.database import Database, DatabaseUnavailable
 from app.db.notifications import Notifications
-from app.kie.client import KieAuthError, KieClient, KieError
+from app.kie.client import KieClient
+from app.kie.errors import KieAuthError, KieError
 from app.leader import LeaderTerm
 from app.logs import get_logger
 from app.states import AT_KIE, State, Transition, outcome_transition

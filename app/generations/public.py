@@ -21,6 +21,7 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         "model": generation.model,
         "task_id": generation.task_id,
         "result_urls": list(generation.result_urls or []),
+        "cover_url": generation.cover_url,
         "files": list(generation.files or []),
         "result_object": generation.result_object,
         "error": generation.error,

@@ -29,7 +29,8 @@ from app.db.leadership import StaleEpochError
 from app.db.notifications import Notifications
 from app.generations.model import Generation
 from app.kie.catalog import Catalog
-from app.kie.client import KieAuthError, KieClient, KieCreditsError, KieError, KieUncertain
+from app.kie.client import KieClient
+from app.kie.errors import CreateOutcome, KieAuthError, KieCreditsError, KieError, KieRefused, KieUncertain
 from app.leader import LeaderTerm
 from app.logs import get_logger
 from app.states import State, Transition
@@ -43,8 +44,6 @@ _FALLBACK_POLL_S = 2.0
 _STALE_CLAIM_S = 300.0
 _STALE_SWEEP_S = 60.0
 _RECORD_ATTEMPTS = 5
-# Refusals that prove nothing was created (None: the connection was never made).
-_RETRYABLE = frozenset({None, 429, 455})
 
 
 class Submitter:
@@ -131,16 +130,15 @@ class Submitter:
                 await db.release_claim(conn, generation_id, 30.0, f"KIE refused the API key: {exc.message}")
             log.error("submitter.kie_auth_failed", id=str(generation_id), error=exc.message)
             return
-        except KieError as exc:
-            if exc.code in _RETRYABLE:
-                retry_in = min(60.0, 2.0 * (generation.attempts or 1))
-                async with term.fenced() as conn:
-                    await db.release_claim(conn, generation_id, retry_in, str(exc))
-                log.warning(
-                    "submitter.retry_later", id=str(generation_id), error=str(exc), retry_in_s=retry_in
-                )
+        except KieRefused as exc:
+            if exc.meaning.outcome is CreateOutcome.RETRY_LATER:
+                await self._retry_later(term, generation, exc)
             else:
-                await self._fail(term, generation_id, exc.message, str(exc.code), exc)
+                # A refusal created nothing, and sending it again cannot help: say why, now.
+                await self._fail(term, generation_id, exc.user_message, str(exc.code), exc)
+            return
+        except KieError as exc:  # the connection was never made: nothing reached KIE
+            await self._retry_later(term, generation, exc)
             return
         log.info("submitter.created", id=str(generation_id), task_id=task_id)
         first_check = datetime.now(UTC) + timedelta(seconds=self._first_check_in())
@@ -202,6 +200,12 @@ class Submitter:
                 await db.release_claim(conn, generation_id, 0.0, "the submitter stopped before sending it")
         except Exception as exc:
             log.warning("submitter.release_failed", id=str(generation_id), error=str(exc)[:200])
+
+    async def _retry_later(self, term: LeaderTerm, generation: Generation, exc: KieError) -> None:
+        retry_in = min(60.0, 2.0 * (generation.attempts or 1))
+        async with term.fenced() as conn:
+            await db.release_claim(conn, generation.id, retry_in, str(exc))
+        log.warning("submitter.retry_later", id=str(generation.id), error=str(exc), retry_in_s=retry_in)
 
     async def _fail(
         self, term: LeaderTerm, generation_id: uuid.UUID, message: str, code: str, exc: Exception

@@ -1,10 +1,13 @@
-"""The KIE API client: create a task and query it, for every family, normalised.
+"""The KIE API client: create a task and query it, for every family, normalised; and get a fresh
+link for a result file whose URL expired.
 
 KIE answers HTTP 200 with a business ``code`` inside (``msg`` or ``message``
 beside it); both levels are checked. Retries use capped, jittered backoff on
 429, 455, 5xx and connection failures, but a create is retried only when it
-surely did not create anything: a timeout after the request went out raises
-:class:`KieUncertain` instead, and the caller resolves it without a blind retry.
+surely did not create anything: every documented code has its meaning
+(``app.kie.errors``), and a timeout or an unexplained server error after the
+request went out raises :class:`KieUncertain` instead, which the caller
+resolves without a blind retry.
 """
 
 from __future__ import annotations
@@ -16,39 +19,28 @@ import aiohttp
 import orjson
 
 from app.backoff import Backoff
-from app.kie.endpoints import CREDITS_PATH, ENDPOINTS
-from app.kie.parse import ParsedCallback, parse_callback
+from app.kie.endpoints import CREDITS_PATH, DOWNLOAD_URL_PATH, ENDPOINTS
+from app.kie.errors import (
+    CreateOutcome,
+    KieAuthError,
+    KieCreditsError,
+    KieError,
+    KieRefused,
+    KieUncertain,
+    create_meaning,
+)
+from app.kie.parse import ParsedCallback, parse_status
 from app.kie.rate_limit import RateLimitTimeout, SlidingWindowLimiter
 from app.logs import get_logger
 
 log = get_logger(__name__)
 
-_RETRYABLE_CODES = frozenset({429, 455, 500, 502, 503})
-# KIE rejects these without doing anything (rate limit, maintenance): a create may be sent again.
-_CREATE_RETRYABLE_CODES = frozenset({429, 455})
+__all__ = ["KieAuthError", "KieClient", "KieCreditsError", "KieError", "KieRefused", "KieUncertain"]
+
+# Status queries, credits and download links are safe to repeat on these.
+_RETRYABLE_CODES = frozenset({429, 455, 500, 502, 503, 550})
 _MAX_ATTEMPTS = 4
 _LIMIT_WAIT_S = 30.0
-
-
-class KieError(Exception):
-    """KIE refused or failed a request; ``code`` is its business (or HTTP) status."""
-
-    def __init__(self, code: int | None, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"KIE {code}: {message}" if code is not None else message)
-
-
-class KieAuthError(KieError):
-    """The API key was refused (401)."""
-
-
-class KieCreditsError(KieError):
-    """The account has no credits left (402)."""
-
-
-class KieUncertain(Exception):
-    """A create request may have reached KIE: retrying could create a second task."""
 
 
 class KieClient:
@@ -100,7 +92,9 @@ class KieClient:
     ) -> str:
         """Create one KIE task and return its id.
 
-        Raises KieError (refused: nothing was created), KieUncertain (it may have been).
+        Raises KieRefused (nothing was created; its ``meaning`` says whether to retry later or
+        fail), KieAuthError, KieCreditsError, KieError (the connection was never made), or
+        KieUncertain (a task may have been created).
         ``sending`` is set just before the request may leave this process, so a caller that is
         cancelled can tell whether KIE could have seen it.
         """
@@ -112,7 +106,7 @@ class KieClient:
             if endpoints.sends_model and kie_model:
                 body["model"] = kie_model
         envelope = await self._call(
-            "POST", endpoints.create, self._create_limit, json_body=body, creates=True, sending=sending
+            "POST", endpoints.create, self._create_limit, json_body=body, creates=family, sending=sending
         )
         data = envelope.get("data")
         task_id = data.get("taskId") or data.get("task_id") if isinstance(data, dict) else None
@@ -126,9 +120,18 @@ class KieClient:
         envelope = await self._call(
             "GET", ENDPOINTS[family].status, self._status_limit, params={"taskId": task_id}
         )
-        parsed = parse_callback(envelope)
-        parsed.task_id = task_id
-        return parsed
+        return parse_status(family, envelope, task_id)
+
+    async def download_url(self, url: str) -> str:
+        """A fresh link (valid about 20 minutes) to a file KIE made, for a result URL that expired.
+
+        Raises KieError; KIE answers 422 for URLs it did not make.
+        """
+        envelope = await self._call("POST", DOWNLOAD_URL_PATH, self._status_limit, json_body={"url": url})
+        fresh = envelope.get("data")
+        if not isinstance(fresh, str) or not fresh.startswith(("http://", "https://")):
+            raise KieError(None, "the download-url answer holds no URL")
+        return fresh
 
     async def credits(self) -> int:
         """The account's remaining credits (also a cheap check that the key works)."""
@@ -143,9 +146,10 @@ class KieClient:
         *,
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
-        creates: bool = False,
+        creates: str | None = None,
         sending: asyncio.Event | None = None,
     ) -> dict[str, Any]:
+        """One KIE call with bounded retries; ``creates`` is the family of a create request."""
         if self._session is None:
             raise RuntimeError("KieClient.start() was not called")
         backoff = Backoff(self._backoff_template.base, self._backoff_template.cap)
@@ -167,7 +171,7 @@ class KieClient:
                 error: Exception = KieError(None, f"connection failed: {type(exc).__name__}")
                 retryable = True
             except (TimeoutError, aiohttp.ClientError) as exc:
-                if creates:
+                if creates is not None:
                     # The request may have been processed; a retry could create a second task.
                     raise KieUncertain(f"no answer to the create request: {type(exc).__name__}") from exc
                 error, retryable = KieError(None, f"request failed: {type(exc).__name__}"), True
@@ -185,12 +189,16 @@ class KieClient:
                     raise KieAuthError(code, message)
                 if code == 402:
                     raise KieCreditsError(code, message)
-                if creates and (code >= 500 or http_status >= 500):
-                    # A server error does not prove that no task was made: never send it again.
-                    raise KieUncertain(f"KIE answered {code} to the create request: {message}")
-                retryable_codes = _CREATE_RETRYABLE_CODES if creates else _RETRYABLE_CODES
-                error = KieError(code, message)
-                retryable = code in retryable_codes or (not creates and http_status >= 500)
+                if creates is not None:
+                    meaning = create_meaning(code, creates)
+                    if meaning.outcome is CreateOutcome.UNCERTAIN or http_status >= 500:
+                        # An unexplained server error does not prove that no task was made.
+                        raise KieUncertain(f"KIE answered {code} to the create request: {message}")
+                    error = KieRefused(code, message, meaning)
+                    retryable = meaning.outcome is CreateOutcome.RETRY_LATER
+                else:
+                    error = KieError(code, message)
+                    retryable = code in _RETRYABLE_CODES or http_status >= 500
             self.last_error = str(error)
             if not retryable or attempt == _MAX_ATTEMPTS:
                 raise error

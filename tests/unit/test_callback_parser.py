@@ -223,8 +223,11 @@ FAMILY_CASES = [
                 },
             },
         },
-        outcome("veo-4k", "succeeded", ["https://example.com/4k.mp4", "https://example.com/4k.jpg"]),
-        id="veo-4k-video-before-image",
+        # The 4K answer's imageUrls sit beside the video: a thumbnail, never a result.
+        outcome(
+            "veo-4k", "succeeded", ["https://example.com/4k.mp4"], cover_url="https://example.com/4k.jpg"
+        ),
+        id="veo-4k-video-and-its-image-apart",
     ),
     *[
         pytest.param(
@@ -324,10 +327,12 @@ FAMILY_CASES = [
         )
         for family in ("mj", "luma")
     ],
-    # runway: data.task_id (snake case), video_url and image_url
+    # runway: data.task_id (snake case), video_url and image_url (the video's cover)
     pytest.param(
         RUNWAY_SUCCESS,
-        outcome("ee603959", "succeeded", ["https://example.com/x.mp4", "https://example.com/x.png"]),
+        outcome(
+            "ee603959", "succeeded", ["https://example.com/x.mp4"], cover_url="https://example.com/x.png"
+        ),
         id="runway-success",
     ),
     pytest.param(
@@ -340,8 +345,8 @@ FAMILY_CASES = [
                 "task_id": "rw-2",
             },
         },
-        outcome("rw-2", "succeeded", ["https://example.com/y.mp4", "https://example.com/y.png"]),
-        id="runway-success-video-first-whatever-the-key-order",
+        outcome("rw-2", "succeeded", ["https://example.com/y.mp4"], cover_url="https://example.com/y.png"),
+        id="runway-success-the-video-whatever-the-key-order",
     ),
     *[
         pytest.param(
@@ -366,7 +371,9 @@ FAMILY_CASES = [
                 "result_video_url": "https://example.com/al.mp4",
             },
         },
-        outcome("aleph-1", "succeeded", ["https://example.com/al.mp4", "https://example.com/al.png"]),
+        outcome(
+            "aleph-1", "succeeded", ["https://example.com/al.mp4"], cover_url="https://example.com/al.png"
+        ),
         id="aleph-success",
     ),
     pytest.param(
@@ -683,7 +690,9 @@ RECORD_INFO_CASES = [
                 "expireFlag": 0,
             }
         ),
-        outcome("rw-r1", "succeeded", ["https://example.com/rw.mp4", "https://example.com/rw.png"]),
+        outcome(
+            "rw-r1", "succeeded", ["https://example.com/rw.mp4"], cover_url="https://example.com/rw.png"
+        ),
         id="runway-state-success-video-info",
     ),
     pytest.param(
@@ -700,7 +709,7 @@ def test_record_info_shape(payload: dict[str, Any], expected: dict[str, Any]) ->
     assert fields(parsed, expected) == expected
 
 
-def test_suno_record_info_success_lists_audio_before_images() -> None:
+def test_suno_record_info_success_lists_the_tracks_in_order_and_no_cover_among_them() -> None:
     payload = record(
         {
             "taskId": "suno-ok",
@@ -727,8 +736,9 @@ def test_suno_record_info_success_lists_audio_before_images() -> None:
     parsed = parse_callback(payload)
     assert parsed.task_id == "suno-ok"
     assert parsed.state == "succeeded"
-    # Audio files come before cover images (key preference); the order between tracks is not pinned.
-    assert sorted(parsed.result_urls[:2]) == ["https://example.com/1.mp3", "https://example.com/2.mp3"]
+    # One audio file per track, in KIE's order; the track art is a cover, never a result.
+    assert parsed.result_urls == ["https://example.com/1.mp3", "https://example.com/2.mp3"]
+    assert parsed.cover_url == "https://example.com/1.jpeg"
 
 
 # --- stringified variants -----------------------------------------------------------------------
@@ -783,7 +793,9 @@ STRINGIFIED_BASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "runway-success": (
         RUNWAY_SUCCESS,
-        outcome("ee603959", "succeeded", ["https://example.com/x.mp4", "https://example.com/x.png"]),
+        outcome(
+            "ee603959", "succeeded", ["https://example.com/x.mp4"], cover_url="https://example.com/x.png"
+        ),
     ),
     "suno-first": (SUNO_FIRST, outcome("suno-1", "running", [], stage="first")),
     "suno-complete": (

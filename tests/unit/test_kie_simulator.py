@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.kie.callbacks import ParsedCallback, parse_callback
 from app.kie.endpoints import CREDITS_PATH, DOWNLOAD_URL_PATH, ENDPOINTS
 from app.kie.families import FAILED, FAMILIES, RUNNING, SUCCEEDED
+from app.kie.parse import parse_status
 from app.kie.signature import INVALID, VALID, check_signature
 from app.kie.simulator import SIM_STATE, make_app
 
@@ -34,8 +35,8 @@ AUTH = {"Authorization": "Bearer test-key"}
 ROOT = Path(__file__).resolve().parents[1]
 
 BODIES: dict[str, dict[str, Any]] = {
-    "market": {"model": "google/nano-banana", "input": {"prompt": "a cat", "image_size": "1:1"}},
-    "veo": {"prompt": "a cat", "model": "veo3_fast", "aspectRatio": "16:9"},
+    "market": {"model": "google/nano-banana", "input": {"prompt": "a cat", "aspect_ratio": "1:1"}},
+    "veo": {"prompt": "a cat", "model": "veo3_fast", "aspect_ratio": "16:9"},
     "runway": {"prompt": "a cat", "duration": 5, "quality": "720p"},
     "aleph": {"prompt": "make it rain", "videoUrl": "https://example.com/in.mp4"},
     "suno": {"prompt": "a song about cats", "model": "V4_5", "customMode": False, "instrumental": False},
@@ -146,7 +147,7 @@ async def poll_terminal(
     deadline = time.monotonic() + timeout
     while True:
         envelope = await status(client, family, task_id)
-        if parse_callback(envelope).state in (SUCCEEDED, FAILED):
+        if parse_status(family, envelope).state in (SUCCEEDED, FAILED):
             return envelope
         assert time.monotonic() < deadline, f"{family} {task_id} never finished: {envelope}"
         await asyncio.sleep(0.02)
@@ -168,7 +169,13 @@ STATUS_SHAPES: dict[str, Callable[[dict[str, Any]], bool]] = {
         and re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", d["createTime"])
     ),
     "runway": lambda d: d["state"] == "success" and d["videoInfo"]["videoUrl"] and d["videoInfo"]["imageUrl"],
-    "aleph": lambda d: d["state"] == "success" and d["videoInfo"]["videoUrl"],
+    # Aleph's record-info is not Runway's: successFlag, and the video apart from its thumbnail.
+    "aleph": lambda d: (
+        d["successFlag"] == 1
+        and d["errorCode"] == 0
+        and d["response"]["resultVideoUrl"].endswith(".mp4")
+        and d["response"]["resultImageUrl"].endswith(".png")
+    ),
     "suno": lambda d: (
         d["status"] == "SUCCESS"
         and len(d["response"]["sunoData"]) == 2
@@ -200,10 +207,10 @@ async def test_every_family_creates_and_polls_to_success(
 
     async def one(family: str) -> None:
         task_id, _ = await create(client, family, receiver.url)
-        first = parse_callback(await status(client, family, task_id))
+        first = parse_status(family, await status(client, family, task_id), task_id)
         assert (first.task_id, first.state) == (task_id, RUNNING), family
         final = await poll_terminal(client, family, task_id)
-        parsed = parse_callback(final)
+        parsed = parse_status(family, final, task_id)
         assert (parsed.task_id, parsed.state) == (task_id, SUCCEEDED), (family, final)
         assert parsed.result_urls and all(url.startswith(files) for url in parsed.result_urls), family
         assert final["code"] == 200 and STATUS_SHAPES[family](final["data"]), (family, final)
@@ -256,7 +263,7 @@ async def test_every_family_callback_parses(simulator: SimulatorFactory, receive
         )
         parsed = receiver.for_task(task_id)[-1].parsed()
         assert (parsed.task_id, parsed.state) == (task_id, SUCCEEDED), family
-        polled = parse_callback(await poll_terminal(client, family, task_id))
+        polled = parse_status(family, await poll_terminal(client, family, task_id), task_id)
         assert parsed.result_urls and set(parsed.result_urls) <= set(polled.result_urls), family
 
     await asyncio.gather(*(one(family) for family in FAMILIES))
@@ -308,7 +315,7 @@ async def test_fail_rate_one_fails_every_family(simulator: SimulatorFactory, rec
 
     async def one(family: str) -> None:
         task_id, _ = await create(client, family, receiver.url)
-        polled = parse_callback(await poll_terminal(client, family, task_id))
+        polled = parse_status(family, await poll_terminal(client, family, task_id), task_id)
         assert (polled.task_id, polled.state) == (task_id, FAILED), family
         assert polled.error and not polled.result_urls, family
         await receiver.wait_for(lambda: any(p.parsed().state == FAILED for p in receiver.for_task(task_id)))
@@ -337,7 +344,7 @@ async def test_fail_rate_one_fails_every_family(simulator: SimulatorFactory, rec
 async def test_drop_never_calls_back(simulator: SimulatorFactory, receiver: Receiver) -> None:
     client = await simulator(callbacks="drop")
     task_id, _ = await create(client, "market", receiver.url)
-    assert parse_callback(await poll_terminal(client, "market", task_id)).state == SUCCEEDED
+    assert parse_status("market", await poll_terminal(client, "market", task_id), task_id).state == SUCCEEDED
     await asyncio.sleep(LATENCY)
     assert receiver.posts == []
     assert (await (await client.get("/_sim/stats")).json())["callbacks_sent"] == 0
@@ -364,7 +371,7 @@ async def test_early_delivers_before_the_create_answer(
         posts = receiver.for_task(task_id)  # no waiting: they must be here already
         assert posts and posts[-1].at < answered, family
         assert posts[-1].parsed().state == SUCCEEDED, family
-        assert parse_callback(await status(client, family, task_id)).state == SUCCEEDED, family
+        assert parse_status(family, await status(client, family, task_id), task_id).state == SUCCEEDED, family
     assert [p.parsed().stage for p in receiver.posts if p.parsed().stage] == ["text", "first", "complete"]
 
 
@@ -386,7 +393,7 @@ async def test_delay_calls_back_after_status_says_done(
 ) -> None:
     client = await simulator(callbacks="delay")
     task_id, answered = await create(client, "4o", receiver.url)
-    assert parse_callback(await poll_terminal(client, "4o", task_id)).state == SUCCEEDED
+    assert parse_status("4o", await poll_terminal(client, "4o", task_id), task_id).state == SUCCEEDED
     assert receiver.posts == []
     await receiver.wait_for(lambda: len(receiver.posts) == 1)
     assert receiver.posts[0].at - answered >= 2 * LATENCY - 0.05
@@ -405,7 +412,7 @@ async def test_failed_deliveries_are_retried_then_abandoned(
     assert (stats["callbacks_sent"], stats["callbacks_failed"], stats["callbacks_abandoned"]) == (0, 3, 1)
     # Luma's successFlag 4: generated, but the callback failed; still a success for us.
     envelope = await status(client, "luma", task_id)
-    assert envelope["data"]["successFlag"] == 4 and parse_callback(envelope).state == SUCCEEDED
+    assert envelope["data"]["successFlag"] == 4 and parse_status("luma", envelope).state == SUCCEEDED
 
 
 async def test_unreachable_callback_url_does_not_hurt_the_server(simulator: SimulatorFactory) -> None:
@@ -414,7 +421,10 @@ async def test_unreachable_callback_url_does_not_hurt_the_server(simulator: Simu
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/cb"  # bound, not listening: refused
         client = await simulator(latency=0.05, callbacks="early")
         task_id, _ = await create(client, "midjourney", dead)
-        assert parse_callback(await status(client, "midjourney", task_id)).state == SUCCEEDED
+        assert (
+            parse_status("midjourney", await status(client, "midjourney", task_id), task_id).state
+            == SUCCEEDED
+        )
         deadline = time.monotonic() + 3
         while (stats := await (await client.get("/_sim/stats")).json())["callbacks_abandoned"] == 0:
             assert time.monotonic() < deadline, stats  # the background retries must run out
@@ -497,6 +507,36 @@ async def test_create_validation(simulator: SimulatorFactory) -> None:
     assert await code("veo", json=BODIES["veo"]) == 200  # optional elsewhere
 
 
+async def test_creates_kie_documents_as_refused_are_refused(simulator: SimulatorFactory) -> None:
+    client = await simulator()
+
+    async def code(family: str, body: dict[str, Any]) -> int:
+        response = await client.post(ENDPOINTS[family].create, headers=AUTH, json=body)
+        return (await response.json())["code"]
+
+    speech = {"model": "elevenlabs/text-to-speech-multilingual-v2", "input": {"text": "hi"}}
+    assert await code("market", speech) == 200
+    assert await code("market", {**speech, "input": {"text": "hi", "language_code": "en"}}) == 422
+    turbo = {"model": "elevenlabs/text-to-speech-turbo-2-5", "input": {"text": "hi", "language_code": "en"}}
+    assert await code("market", turbo) == 200
+    reference = {**BODIES["veo"], "generationType": "REFERENCE_2_VIDEO"}
+    assert await code("veo", {**reference, "model": "veo3"}) == 422
+    assert await code("veo", {**reference, "model": "veo3_lite"}) == 200
+    assert await code("4o", {"prompt": "a cat"}) == 422  # size is required
+
+
+@pytest.mark.parametrize("refusal", [400, 422, 433, 451, 501, 505])
+async def test_create_code_answers_every_create_with_that_refusal(
+    simulator: SimulatorFactory, refusal: int
+) -> None:
+    client = await simulator(create_code=refusal)
+    for family in FAMILIES:
+        body = {**BODIES[family], "callBackUrl": "https://gateway.example/cb"}
+        envelope = await (await client.post(ENDPOINTS[family].create, headers=AUTH, json=body)).json()
+        assert envelope["code"] == refusal and envelope["msg"] and envelope["data"] is None, family
+    assert not client.app[SIM_STATE].tasks, "a refused create makes no task"
+
+
 async def test_task_ids_take_several_forms(simulator: SimulatorFactory) -> None:
     client = await simulator()
     market, _ = await create(client, "market", model="kling-2.6/image-to-video")
@@ -507,13 +547,13 @@ async def test_task_ids_take_several_forms(simulator: SimulatorFactory) -> None:
         (await create(client, "runway"))[0],
     )
     final = await poll_terminal(client, "market", market)
-    assert all(url.endswith(".mp4") for url in parse_callback(final).result_urls)  # a video model
+    assert all(url.endswith(".mp4") for url in parse_status("market", final).result_urls)  # a video model
 
 
 async def test_text_models_return_a_result_object(simulator: SimulatorFactory) -> None:
     client = await simulator()
     task_id, _ = await create(client, "market", model="elevenlabs/speech-to-text")
-    parsed = parse_callback(await poll_terminal(client, "market", task_id))
+    parsed = parse_status("market", await poll_terminal(client, "market", task_id), task_id)
     assert parsed.state == SUCCEEDED and parsed.result_urls == [] and parsed.result_object["text"]
 
 
@@ -565,8 +605,10 @@ async def test_served_files_are_real_and_downloadable(
     client = await simulator(latency=0.05)
     runway, _ = await create(client, "runway")
     suno, _ = await create(client, "suno", receiver.url)
-    urls = parse_callback(await poll_terminal(client, "runway", runway)).result_urls
-    urls += parse_callback(await poll_terminal(client, "suno", suno)).result_urls
+    runway_status = parse_status("runway", await poll_terminal(client, "runway", runway), runway)
+    suno_status = parse_status("suno", await poll_terminal(client, "suno", suno), suno)
+    urls = runway_status.result_urls + suno_status.result_urls
+    urls += [url for url in (runway_status.cover_url, suno_status.cover_url) if url]  # the covers
     seen = {}
     for url in urls:
         async with client.session.get(url) as response:
@@ -597,7 +639,7 @@ async def test_credits_and_download_url(simulator: SimulatorFactory) -> None:
         "data": 1_000_000,
     }
     task_id, _ = await create(client, "4o")
-    url = parse_callback(await poll_terminal(client, "4o", task_id)).result_urls[0]
+    url = parse_status("4o", await poll_terminal(client, "4o", task_id), task_id).result_urls[0]
     answer = await (await client.post(DOWNLOAD_URL_PATH, json={"url": url}, headers=AUTH)).json()
     assert answer["code"] == 200 and answer["data"] != url and answer["data"].startswith(url + "?stamp=")
     async with client.session.get(answer["data"]) as response:
@@ -609,7 +651,7 @@ async def test_credits_and_download_url(simulator: SimulatorFactory) -> None:
 async def test_public_base_url_builds_result_urls(simulator: SimulatorFactory) -> None:
     client = await simulator(latency=0.05, public_base_url="https://sim.example.com/")
     task_id, _ = await create(client, "midjourney")
-    urls = parse_callback(await poll_terminal(client, "midjourney", task_id)).result_urls
+    urls = parse_status("midjourney", await poll_terminal(client, "midjourney", task_id), task_id).result_urls
     assert len(urls) == 4 and all(url.startswith("https://sim.example.com/_sim/files/") for url in urls)
     answer = await (await client.post(DOWNLOAD_URL_PATH, json={"url": urls[0]}, headers=AUTH)).json()
     assert answer["code"] == 200

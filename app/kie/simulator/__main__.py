@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-hmac-key", default=None)
     parser.add_argument("--public-base-url", default=None, help="origin for result URLs")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--create-code", type=int, default=None, help="answer every create with this KIE code (a refusal)"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook_hmac_key=args.webhook_hmac_key,
         public_base_url=args.public_base_url,
         seed=args.seed,
+        create_code=args.create_code,
     )
     log.info(
         "kie_sim.starting",

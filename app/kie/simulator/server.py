@@ -49,6 +49,21 @@ log = get_logger("app.kie.simulator")
 
 CALLBACK_MODES = ("deliver", "drop", "duplicate", "early", "garbage", "delay")
 
+# What KIE says when it refuses a create (the shared error list of KIE's market pages).
+_REFUSALS = {
+    400: "Your prompt was flagged by Website as violating content policies.",
+    402: "Credits insufficient",
+    404: "Not Found",
+    422: "Validation Error - The request parameters failed validation checks",
+    429: "Rate Limited - Request limit has been exceeded for this resource",
+    433: "Request Limit - Sub-key Usage Exceeds Limit",
+    451: "Failed to fetch the image. Kindly verify any access limits set by you or your service provider.",
+    455: "Service Unavailable - System is currently undergoing maintenance",
+    500: "Server Error - An unexpected error occurred while processing the request",
+    501: "Generation Failed - Content generation task failed",
+    505: "Feature Disabled - The requested feature is currently disabled",
+}
+
 # Failure codes each family's callbacks use (docs/kie-api.md, "Callbacks"); one is drawn per task.
 _FAIL_CODES: dict[str, tuple[int, ...]] = {
     "market": (501,),
@@ -78,6 +93,7 @@ def make_app(
     webhook_hmac_key: str | None = None,
     public_base_url: str | None = None,
     seed: int | None = None,
+    create_code: int | None = None,
 ) -> web.Application:
     """Build the simulator app; see the module docstring and docs/kie-api.md for what it serves."""
     if callbacks not in CALLBACK_MODES:
@@ -92,6 +108,7 @@ def make_app(
         api_key=api_key,
         webhook_hmac_key=webhook_hmac_key,
         public_base_url=public_base_url.rstrip("/") if public_base_url else None,
+        create_code=create_code,
     )
     app = web.Application(middlewares=[_count_requests, _check_auth])
     app[SIM_STATE] = SimState(config=config, rng=random.Random(seed))
@@ -201,6 +218,8 @@ async def _create(request: web.Request, family: str) -> web.StreamResponse:
     problem = _validate(family, body)
     if problem:
         return _envelope(422, problem)
+    if config.create_code is not None and config.create_code != 200:
+        return _envelope(config.create_code, _REFUSALS.get(config.create_code, "refused by the simulator"))
 
     loop = asyncio.get_running_loop()
     early = config.callbacks == "early"
@@ -257,6 +276,16 @@ def _validate(family: str, body: dict[str, Any]) -> str | None:
             return "model is required"
         if not isinstance(body.get("input"), dict):
             return "input must be an object"
+        # "Currently only Turbo v2.5 and Flash v2.5 support language enforcement. For other models,
+        # an error will be returned if language code is provided." (KIE does not say which code.)
+        if body["model"] == "elevenlabs/text-to-speech-multilingual-v2" and body["input"].get(
+            "language_code"
+        ):
+            return "language_code is only supported by Turbo v2.5 and Flash v2.5"
+    if family == "veo" and body.get("generationType") == "REFERENCE_2_VIDEO" and body.get("model") == "veo3":
+        return "REFERENCE_2_VIDEO mode currently supports the veo3_fast and veo3_lite models"
+    if family == "4o" and not body.get("size"):
+        return "size is required"
     return None
 
 

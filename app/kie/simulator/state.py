@@ -33,6 +33,7 @@ class SimConfig:
     api_key: str | None
     webhook_hmac_key: str | None
     public_base_url: str | None
+    create_code: int | None = None  # answer every create with this business code (a refusal)
 
 
 @dataclass

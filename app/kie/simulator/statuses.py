@@ -123,7 +123,7 @@ def _veo_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any
 
 
 def _runway_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]:
-    """Runway's record-detail; Aleph's record-info has the same shape."""
+    """Runway's record-detail: ``state`` words, the video and its cover under ``videoInfo``."""
     word = _running_word(fraction, ("wait", "queueing", "generating"))
     if fraction >= 1:
         word = "fail" if task.will_fail else "success"
@@ -142,7 +142,32 @@ def _runway_status(task: SimTask, fraction: float, latency: float) -> dict[str, 
         if word == "success"
         else None,
         "expireFlag": 0,
+        "failCode": task.fail_code if word == "fail" else None,
         "failMsg": fail_message(task) if word == "fail" else "",
+    }
+
+
+def _aleph_status(task: SimTask, fraction: float, latency: float) -> dict[str, Any]:
+    """Aleph's record-info: ``successFlag`` 1 success, 0 in progress or (with an errorMessage)
+    failed; ``response.resultVideoUrl`` is the video, ``resultImageUrl`` its thumbnail."""
+    done = fraction >= 1
+    succeeded = done and not task.will_fail
+    failed = done and task.will_fail
+    return {
+        "taskId": task.task_id,
+        "paramJson": param_json(task),
+        "response": {
+            "taskId": task.task_id,
+            "resultVideoUrl": task.files["video"][0],
+            "resultImageUrl": task.files["image"][0],
+        }
+        if succeeded
+        else None,
+        "completeTime": clock(completed_at(task, latency)) if done else None,
+        "createTime": clock(task.created_wall),
+        "successFlag": 1 if succeeded else 0,
+        "errorCode": task.fail_code if failed else 0,
+        "errorMessage": fail_message(task) if failed else "",
     }
 
 
@@ -267,7 +292,7 @@ STATUS_BUILDERS: dict[str, StatusBuilder] = {
     "market": market_status,
     "veo": _veo_status,
     "runway": _runway_status,
-    "aleph": _runway_status,
+    "aleph": _aleph_status,
     "suno": _suno_status,
     "4o": _4o_status,
     "flux_kontext": _flux_status,
