@@ -65,13 +65,13 @@ def test_required_and_optional_listing() -> None:
     assert model.required == ["prompt"]
     assert model.optional == {
         "sound": {"type": "boolean", "default": False},
-        "aspect_ratio": {"type": "enum", "values": ["1:1", "16:9", "9:16"], "default": "16:9"},
+        "aspect_ratio": {"type": "enum", "values": ["1:1", "16:9", "9:16"], "default": "1:1"},
         "duration": {"type": "enum", "values": ["5", "10"], "default": "5"},
     }
     assert "prompt" not in model.optional
     prompt = model.spec("prompt")
     assert prompt is not None
-    assert prompt.describe() == {"type": "string", "required": True, "max_length": 2500}
+    assert prompt.describe() == {"type": "string", "required": True, "max_length": 1000}
     assert model.spec("nope") is None
     assert model.fields["prompt"] is prompt
     assert list(model.fields) == ["prompt", "sound", "aspect_ratio", "duration"]
@@ -100,7 +100,7 @@ def test_unknown_model() -> None:
 
 def test_defaults_are_filled_in() -> None:
     result = CATALOG.validate("kling-2.6/text-to-video", {"prompt": "a cat surfing"})
-    assert result == {"prompt": "a cat surfing", "sound": False, "aspect_ratio": "16:9", "duration": "5"}
+    assert result == {"prompt": "a cat surfing", "sound": False, "aspect_ratio": "1:1", "duration": "5"}
 
 
 def test_given_values_win_over_defaults_and_strings_stay_strings() -> None:
@@ -120,8 +120,9 @@ def test_null_means_not_given() -> None:
 
 
 def test_optional_fields_without_default_are_left_out() -> None:
+    # imageUrls, generationType, watermark and enableTranslation have no default: they stay out.
     result = CATALOG.validate("veo/veo3_fast", {"prompt": "p"})
-    assert result == {"prompt": "p", "aspect_ratio": "16:9"}
+    assert result == {"prompt": "p", "aspect_ratio": "16:9", "resolution": "720p", "duration": 8}
 
 
 def test_lossless_number_coercions() -> None:
@@ -135,9 +136,9 @@ def test_lossless_number_coercions() -> None:
     assert type(result["stability"]) is int
     assert result["similarity_boost"] == 0.75
     # A numeric enum hands back the catalog's own value.
-    result = CATALOG.validate("4o/image", {"prompt": "p", "nVariants": 4.0})
-    assert result["nVariants"] == 4
-    assert type(result["nVariants"]) is int
+    result = CATALOG.validate("veo/veo3_fast", {"prompt": "p", "duration": 6.0})
+    assert result["duration"] == 6
+    assert type(result["duration"]) is int
     result = CATALOG.validate("runway/gen3", {"prompt": "p", "duration": 10})
     assert result["duration"] == 10
 
@@ -188,12 +189,12 @@ ERROR_CASES: list[tuple[str, str, Any, str, str]] = [
     ("blank-required-string", T2V, {"prompt": " \n\t "}, "input.prompt", "must not be empty"),
     ("string-wrong-type", T2V, {"prompt": 5}, "input.prompt", "must be text"),
     ("string-nul", T2V, {"prompt": "a\x00b"}, "input.prompt", "NUL"),
-    ("too-long", T2V, {"prompt": "x" * 2501}, "input.prompt", "at most 2500 characters"),
+    ("too-long", T2V, {"prompt": "x" * 1001}, "input.prompt", "at most 1000 characters"),
     ("too-short", "flux-2/pro-text-to-image", {"prompt": "ab"}, "input.prompt", "at least 3 characters"),
     ("enum-not-allowed", T2V, {"prompt": "p", "duration": "7"}, "input.duration", '"5", "10"'),
     ("enum-number-for-string", T2V, {"prompt": "p", "duration": 5}, "input.duration", '"5", "10"'),
     ("enum-string-for-number", "runway/gen3", {"prompt": "p", "duration": "5"}, "input.duration", "5, 10"),
-    ("enum-bool-for-number", "4o/image", {"prompt": "p", "nVariants": True}, "input.nVariants", "1, 2, 4"),
+    ("enum-bool-for-number", "veo/veo3_fast", {"prompt": "p", "duration": True}, "input.duration", "4, 6, 8"),
     ("boolean-wrong-type", T2V, {"prompt": "p", "sound": "yes"}, "input.sound", "true or false"),
     ("boolean-as-int", T2V, {"prompt": "p", "sound": 1}, "input.sound", "true or false"),
     ("bool-is-not-integer", MJ, {"prompt": "p", "stylization": True}, "input.stylization", "whole number"),
