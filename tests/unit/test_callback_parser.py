@@ -690,9 +690,7 @@ RECORD_INFO_CASES = [
                 "expireFlag": 0,
             }
         ),
-        outcome(
-            "rw-r1", "succeeded", ["https://example.com/rw.mp4"], cover_url="https://example.com/rw.png"
-        ),
+        outcome("rw-r1", "succeeded", ["https://example.com/rw.mp4"], cover_url="https://example.com/rw.png"),
         id="runway-state-success-video-info",
     ),
     pytest.param(
