@@ -115,7 +115,7 @@ def test_given_values_win_over_defaults_and_strings_stay_strings() -> None:
 def test_null_means_not_given() -> None:
     result = CATALOG.validate("kling-2.6/text-to-video", {"prompt": "p", "duration": None})
     assert result["duration"] == "5"
-    result = CATALOG.validate("midjourney/imagine", {"prompt": "p", "stylization": None})
+    result = CATALOG.validate(MJ, {**MJ_INPUT, "stylization": None})
     assert "stylization" not in result
 
 
@@ -127,7 +127,7 @@ def test_optional_fields_without_default_are_left_out() -> None:
 
 def test_lossless_number_coercions() -> None:
     # A whole float for an integer field becomes an int.
-    result = CATALOG.validate("midjourney/imagine", {"prompt": "p", "stylization": 250.0})
+    result = CATALOG.validate(MJ, {**MJ_INPUT, "stylization": 250.0})
     assert result["stylization"] == 250
     assert type(result["stylization"]) is int
     # An int for a number field stays an int: it already is a JSON number.
@@ -175,6 +175,8 @@ def test_optional_empty_string_is_allowed() -> None:
 T2V = "kling-2.6/text-to-video"
 I2V = "kling-2.6/image-to-video"
 MJ = "midjourney/imagine"
+# KIE requires speed for Midjourney image tasks and documents no default, so every input names one.
+MJ_INPUT: dict[str, Any] = {"prompt": "p", "speed": "fast"}
 TTS = "elevenlabs/text-to-speech-multilingual-v2"
 LUMA = "luma/modify"
 
@@ -197,15 +199,15 @@ ERROR_CASES: list[tuple[str, str, Any, str, str]] = [
     ("enum-bool-for-number", "veo/veo3_fast", {"prompt": "p", "duration": True}, "input.duration", "4, 6, 8"),
     ("boolean-wrong-type", T2V, {"prompt": "p", "sound": "yes"}, "input.sound", "true or false"),
     ("boolean-as-int", T2V, {"prompt": "p", "sound": 1}, "input.sound", "true or false"),
-    ("bool-is-not-integer", MJ, {"prompt": "p", "stylization": True}, "input.stylization", "whole number"),
+    ("bool-is-not-integer", MJ, {**MJ_INPUT, "stylization": True}, "input.stylization", "whole number"),
     ("bool-is-not-number", TTS, {"text": "t", "stability": False}, "input.stability", "must be a number"),
-    ("fraction-for-integer", MJ, {"prompt": "p", "stylization": 1.5}, "input.stylization", "whole number"),
-    ("string-for-integer", MJ, {"prompt": "p", "stylization": "10"}, "input.stylization", "whole number"),
+    ("fraction-for-integer", MJ, {**MJ_INPUT, "stylization": 1.5}, "input.stylization", "whole number"),
+    ("string-for-integer", MJ, {**MJ_INPUT, "stylization": "10"}, "input.stylization", "whole number"),
     ("string-for-number", TTS, {"text": "t", "stability": "0.5"}, "input.stability", "must be a number"),
     ("nan-number", TTS, {"text": "t", "stability": math.nan}, "input.stability", "finite"),
-    ("infinite-integer", MJ, {"prompt": "p", "stylization": math.inf}, "input.stylization", "whole number"),
-    ("above-max", MJ, {"prompt": "p", "stylization": 1001}, "input.stylization", "at most 1000"),
-    ("below-min", MJ, {"prompt": "p", "weirdness": -1}, "input.weirdness", "at least 0"),
+    ("infinite-integer", MJ, {**MJ_INPUT, "stylization": math.inf}, "input.stylization", "whole number"),
+    ("above-max", MJ, {**MJ_INPUT, "stylization": 1001}, "input.stylization", "at most 1000"),
+    ("below-min", MJ, {**MJ_INPUT, "weirdness": -1}, "input.weirdness", "at least 0"),
     ("number-above-max", TTS, {"text": "t", "speed": 1.5}, "input.speed", "at most 1.2"),
     ("number-below-min", TTS, {"text": "t", "speed": 0.5}, "input.speed", "at least 0.7"),
     ("url-wrong-type", LUMA, {"prompt": "p", "videoUrl": 7}, "input.videoUrl", "http or https URL"),
