@@ -26,6 +26,11 @@ class Backoff:
         self.attempts += 1
         return random.uniform(min(self.base / 2, ceiling), ceiling)
 
+    def delay_for(self, attempts: int) -> float:
+        """The delay after ``attempts`` failures, when the count lives elsewhere (a database row)."""
+        ceiling = min(self.cap, self.base * (self.factor ** min(max(attempts - 1, 0), 32)))
+        return random.uniform(min(self.base / 2, ceiling), ceiling)
+
     def reset(self) -> None:
         """Start again from the base delay after a success."""
         self.attempts = 0

@@ -2,7 +2,9 @@
 
 - ``serve``: run the service (the same as ``python main_render.py``);
 - ``migrate``: apply the database migrations that are missing, then exit (e.g. as a Render
-  pre-deploy command; the service also migrates at startup).
+  pre-deploy command; the service also migrates at startup);
+- ``mirror --once [--batch-size N]`` / ``mirror --continuous --interval S --batch-size N``: copy
+  pending results into storage (see ``app.storage.command``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,38 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.add_parser("serve", help="run the service (same as python main_render.py)")
     commands.add_parser("migrate", help="apply missing database migrations and exit")
+    mirror = commands.add_parser("mirror", help="copy pending results into storage")
+    mode = mirror.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="try every pending generation once, then exit")
+    mode.add_argument("--continuous", action="store_true", help="keep copying until SIGINT or SIGTERM")
+    mirror.add_argument("--interval", type=_positive, default=10.0, help="seconds between rounds (10)")
+    mirror.add_argument("--batch-size", type=int, choices=range(1, 1001), default=16, metavar="N")
     args = parser.parse_args(argv)
     if args.command in (None, "serve"):
         from app.main import main as serve
 
         return serve()
+    if args.command == "mirror":
+        return _mirror(once=args.once, interval_s=args.interval, batch_size=args.batch_size)
     return _migrate()  # argparse allows no other command
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError("must be a number of seconds from 0 to 86400")
+    return value
+
+
+def _mirror(*, once: bool, interval_s: float, batch_size: int) -> int:
+    from app.main import settings_or_exit
+
+    settings = settings_or_exit()
+    if settings is None:
+        return 2
+    from app.storage.command import mirror_command
+
+    return asyncio.run(mirror_command(settings, once=once, interval_s=interval_s, batch_size=batch_size))
 
 
 def _migrate() -> int:

@@ -37,6 +37,24 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """Where result files and uploads are kept: ``STORAGE_URL`` and the standard ``AWS_*`` variables."""
+
+    kind: str  # "local" (DATA_DIR/files), "s3" or "none" (mirroring disabled)
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``STORAGE_URL=none``."""
+        return self.kind != "none"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the service reads from its environment."""
 
@@ -65,6 +83,11 @@ class Settings:
     shutdown_timeout_s: float = 5.0
     db_pool_max_size: int = 10
     db_connect_timeout_s: float = 5.0
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings("local"))
+    mirror_max_bytes: int = 2 * 1024**3
+    mirror_timeout_s: float = 60.0
+    file_url_ttl_s: float = 7 * 24 * 3600.0
+    on_render: bool = False  # RENDER=true (set by Render on every service)
 
     @property
     def embedded_database(self) -> bool:
@@ -148,6 +171,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     db_connect_timeout_s = reader.get(
         "DB_CONNECT_TIMEOUT_S", "5", _float_in_range(0.1, 60.0), "seconds from 0.1 to 60"
     )
+    storage = _storage_settings(reader)
+    mirror_max_bytes = reader.get(
+        "MIRROR_MAX_BYTES", str(2 * 1024**3), _int_in_range(1, 1024**4), "a number of bytes from 1 to 1 TiB"
+    )
+    mirror_timeout_s = reader.get(
+        "MIRROR_TIMEOUT_S", "60", _float_in_range(0.1, 3600.0), "seconds from 0.1 to 3600"
+    )
+    file_url_ttl_s = reader.get(
+        "FILE_URL_TTL_S",
+        str(7 * 24 * 3600),
+        _float_in_range(60.0, 366 * 24 * 3600.0),
+        "seconds from 60 to a year",
+    )
 
     return Settings(
         port=port,
@@ -175,6 +211,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_timeout_s=shutdown_timeout_s,
         db_pool_max_size=db_pool_max_size,
         db_connect_timeout_s=db_connect_timeout_s,
+        storage=storage,
+        mirror_max_bytes=mirror_max_bytes,
+        mirror_timeout_s=mirror_timeout_s,
+        file_url_ttl_s=file_url_ttl_s,
+        on_render=env.get("RENDER", "").lower() == "true" or bool(env.get("RENDER_SERVICE_ID")),
+    )
+
+
+_STORAGE_EXPECTED = "unset (local disk under DATA_DIR/files), none, or s3://bucket/optional/prefix"
+
+
+def _storage_settings(reader: _Reader) -> StorageSettings:
+    url = reader.optional("STORAGE_URL", _storage_url, _STORAGE_EXPECTED)
+    if url is None:
+        return StorageSettings("local")
+    if url == "none":
+        return StorageSettings("none")
+    parts = urlsplit(url)
+    return StorageSettings(
+        "s3",
+        bucket=parts.netloc,
+        prefix=parts.path.strip("/"),
+        endpoint_url=reader.optional(
+            "S3_ENDPOINT_URL", _http_url, "an http(s) URL such as https://s3.example.com"
+        ),
+        region=reader.optional("AWS_REGION", _non_empty, "a region name such as us-east-1"),
+        access_key_id=reader.optional("AWS_ACCESS_KEY_ID", _non_empty, "a non-empty key id", secret=True),
+        secret_access_key=reader.optional(
+            "AWS_SECRET_ACCESS_KEY", _non_empty, "a non-empty secret key", secret=True
+        ),
     )
 
 
@@ -306,6 +372,18 @@ def _key_list(value: str) -> tuple[str, ...]:
     if any(len(key) < 8 for key in keys):
         raise ValueError("key too short")
     return keys
+
+
+def _storage_url(value: str) -> str:
+    if value.lower() == "none":
+        return "none"
+    parts = urlsplit(value)
+    # S3 bucket names: 3-63 of lower-case letters, digits, dots and hyphens.
+    if parts.scheme != "s3" or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parts.netloc or ""):
+        raise ValueError("not a storage URL")
+    if parts.query or parts.fragment:
+        raise ValueError("no query or fragment")
+    return value
 
 
 def _lock_name(value: str) -> str:

@@ -10,15 +10,16 @@ from app import __version__
 from app.callbacks.applier import CallbackApplier
 from app.callbacks.intake import CallbackIntake
 from app.callbacks.maintenance import CallbackMaintenance
-from app.callbacks.tokens import CallbackSecret
 from app.config import Settings
 from app.db.database import Database
 from app.db.notifications import Notifications
+from app.db.settings import SharedSecret
 from app.generations.service import GenerationService
 from app.health.kie import KieProbe
-from app.health.storage import DataDirProbe
 from app.kie.client import KieClient
 from app.leader import Leader
+from app.storage.parts import FileStorage
+from app.storage.signing import FileLinks
 
 
 @dataclass
@@ -32,11 +33,11 @@ class Runtime:
     callback_intake: CallbackIntake
     callback_applier: CallbackApplier
     callback_maintenance: CallbackMaintenance
-    callback_secret: CallbackSecret
+    callback_secret: SharedSecret
     generations: GenerationService
     kie: KieClient
     kie_probe: KieProbe
-    storage_probe: DataDirProbe
+    storage: FileStorage
     api_keys: tuple[str, ...]
     fail: Callable[[BaseException], None]  # stop the process with an error (a part cannot go on)
     version: str = __version__
@@ -45,6 +46,11 @@ class Runtime:
     def instance(self) -> str:
         """This instance's name in logs, health and the leadership table."""
         return self.settings.instance_id
+
+    @property
+    def file_links(self) -> FileLinks:
+        """Mints and checks the signed links to our files."""
+        return self.storage.links
 
     @property
     def role(self) -> str:

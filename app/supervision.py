@@ -78,6 +78,10 @@ class BoundedWorkers:
         finally:
             self._slots.release()
 
+    async def drain(self) -> None:
+        """Wait for every running job to end (none is cancelled)."""
+        await asyncio.gather(*self._running, return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel every running job and wait for them to end."""
         for task in self._running:

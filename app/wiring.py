@@ -24,17 +24,18 @@ from app.callbacks.applier import CallbackApplier
 from app.callbacks.intake import CallbackIntake
 from app.callbacks.maintenance import CallbackMaintenance
 from app.callbacks.spool import CallbackSpool
-from app.callbacks.tokens import CallbackSecret
+from app.callbacks.tokens import callback_secret
 from app.config import Settings
 from app.db.database import Database
 from app.db.embedded import EmbeddedPostgres
 from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
 from app.db.notifications import Notifications
+from app.db.settings import SharedSecret
 from app.generations.poller import Poller
 from app.generations.service import GenerationService
 from app.generations.submitter import Submitter
 from app.health.kie import KieProbe
-from app.health.storage import DataDirProbe
+from app.health.storage import StoreProbe
 from app.kie.catalog import Catalog
 from app.kie.catalog_loader import default_catalog
 from app.kie.client import KieClient
@@ -42,6 +43,12 @@ from app.leader import Leader
 from app.logs import get_logger
 from app.redaction import redact_url
 from app.runtime import Runtime
+from app.storage.files import StoredFiles
+from app.storage.mirror import Mirror
+from app.storage.parts import FileStorage
+from app.storage.signing import FILE_LINK_SECRET, FileLinks
+from app.storage.stores import local_root, open_store
+from app.storage.uploads import Uploads
 from app.supervision import supervise
 from app.web.routes import lazy_handlers
 
@@ -80,7 +87,7 @@ def build_runtime(
     database.on_fatal = fail
     direct_dsn = direct_dsn_provider(settings, database)
     notifications = Notifications(direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL))
-    secret = CallbackSecret(settings.kie_callback_secret)
+    secret = callback_secret(settings.kie_callback_secret)
     applier = CallbackApplier(database)
     intake = CallbackIntake(
         database,
@@ -115,8 +122,10 @@ def build_runtime(
         public_base_url=settings.public_base_url,
         first_check_in=poller.first_check_in,
     )
+    storage = _storage(settings, database, kie, notifications)
     leader.run_when_active("submitter", submitter.run)
     leader.run_when_active("poller", poller.run)
+    leader.run_when_active("mirror", storage.mirror.run)
     return Runtime(
         settings=settings,
         database=database,
@@ -131,9 +140,34 @@ def build_runtime(
         ),
         kie=kie,
         kie_probe=KieProbe(kie, "simulator" if settings.kie_simulated else "live"),
-        storage_probe=DataDirProbe(settings.data_dir),
+        storage=storage,
         api_keys=settings.api_keys,
         fail=fail,
+    )
+
+
+def _storage(
+    settings: Settings, database: Database, kie: KieClient, notifications: Notifications | None
+) -> FileStorage:
+    store = open_store(settings.storage, settings.data_dir)
+    file_secret = SharedSecret(FILE_LINK_SECRET, None)
+    database.on_ready(file_secret.load)  # every instance signs and checks links with the same secret
+    links = FileLinks(settings.public_base_url, file_secret, settings.file_url_ttl_s)
+    return FileStorage(
+        store=store,
+        links=links,
+        files=StoredFiles(database),
+        uploads=Uploads(database, store, links),
+        mirror=Mirror(
+            database=database,
+            store=store,
+            links=kie,
+            notifications=notifications,
+            max_bytes=settings.mirror_max_bytes,
+            connect_timeout_s=min(10.0, settings.mirror_timeout_s),
+            read_timeout_s=settings.mirror_timeout_s,
+        ),
+        probe=StoreProbe(store, settings.storage, str(local_root(settings.data_dir))),
     )
 
 
@@ -229,8 +263,32 @@ async def _database(runtime: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await runtime.storage_probe.close()
         await database.close()
+
+
+async def _file_storage(runtime: Runtime) -> AsyncIterator[None]:
+    settings, storage = runtime.settings, runtime.storage
+    if not storage.enabled:
+        log.warning(
+            "storage.disabled",
+            message="STORAGE_URL=none: results are not copied and /files/... answers 503",
+        )
+    elif settings.storage.kind == "local" and settings.on_render:
+        log.warning(
+            "storage.local_on_render",
+            message="results are kept on this instance's disk, which Render erases on every deploy; "
+            "set STORAGE_URL to an s3:// bucket",
+            path=str(local_root(settings.data_dir)),
+        )
+    else:
+        log.info("storage.using", kind=settings.storage.kind, bucket=settings.storage.bucket)
+    try:
+        yield
+    finally:
+        await storage.mirror.close()
+        await storage.probe.close()
+        if storage.store is not None:
+            await storage.store.close()
 
 
 async def _notifications(runtime: Runtime) -> AsyncIterator[None]:
@@ -272,6 +330,7 @@ _LIFECYCLES: tuple[Callable[[Runtime], AsyncIterator[None]], ...] = (
     _api_keys,
     _kie,
     _database,
+    _file_storage,
     _notifications,
     _callbacks,
     _leader,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
@@ -13,6 +14,9 @@ from app.db.embedded import EmbeddedPostgres
 from app.logs import configure_logging
 from tests.support.databases import FAST_SETTINGS, TestServer, run
 from tests.support.service import ServiceProcess
+
+if TYPE_CHECKING:
+    from tests.support.s3 import S3Server
 
 configure_logging("INFO", "text")
 
@@ -76,3 +80,12 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client for talking to service processes."""
     async with aiohttp.ClientSession() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """One S3-compatible server (moto) per test session; every test makes its own bucket."""
+    from tests.support.s3 import s3_server  # moto is a large import: only for tests that use S3
+
+    with s3_server() as server:
+        yield server

@@ -21,10 +21,11 @@ import asyncpg
 from app.callbacks.applier import CallbackApplier
 from app.callbacks.rows import RawCallback, interpret, received_fields, row_received_fields
 from app.callbacks.spool import CallbackSpool
-from app.callbacks.tokens import VERIFIED, CallbackSecret
+from app.callbacks.tokens import VERIFIED
 from app.db import callback_events as inbox
 from app.db.batching import GroupCommitter, Resolve
 from app.db.database import Database
+from app.db.settings import SharedSecret
 from app.kie.parse import parse_callback
 from app.logs import get_logger
 from app.metrics import callback_apply_counter, callback_strategy_counter, callbacks_counter
@@ -43,7 +44,7 @@ class CallbackIntake:
         database: Database,
         spool: CallbackSpool,
         applier: CallbackApplier,
-        secret: CallbackSecret,
+        secret: SharedSecret,
         *,
         hmac_key: str | None,
     ) -> None:

@@ -19,9 +19,9 @@ import asyncpg
 from app.backoff import Backoff
 from app.callbacks.applier import CallbackApplier
 from app.callbacks.intake import CallbackIntake
-from app.callbacks.tokens import CallbackSecret
 from app.db import callback_events as inbox
 from app.db.database import Database
+from app.db.settings import SharedSecret
 from app.logs import get_logger
 from app.metrics import KIE_CALLBACK_ORPHANS
 from app.redaction import describe_error
@@ -41,7 +41,7 @@ class CallbackMaintenance:
     """The background loop that keeps the intake storing directly and the inbox settled."""
 
     def __init__(
-        self, database: Database, intake: CallbackIntake, applier: CallbackApplier, secret: CallbackSecret
+        self, database: Database, intake: CallbackIntake, applier: CallbackApplier, secret: SharedSecret
     ) -> None:
         self._database = database
         self._intake = intake

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-import asyncpg
-
-from app.db.settings import get_or_create
+from app.db.settings import SharedSecret
 from app.kie.signature import ABSENT, INVALID, VALID, check_signature
 
 URL_TOKEN = "url_token"  # noqa: S105 - a verification name, not a secret
@@ -31,17 +28,9 @@ CALLBACK_PATH = "/callbacks/kie"
 _SECRET_SETTING = "kie_callback_secret"  # noqa: S105 - the settings key, not the secret
 
 
-class CallbackSecret:
-    """The secret behind every URL token: configured, or shared through the database."""
-
-    def __init__(self, configured: str | None) -> None:
-        self.value: str | None = configured
-
-    async def load(self, pool: asyncpg.Pool) -> str:
-        """The secret, read (or created, first writer wins) from the settings table if not configured."""
-        if self.value is None:
-            self.value = await get_or_create(pool, _SECRET_SETTING, secrets.token_urlsafe(32))
-        return self.value
+def callback_secret(configured: str | None) -> SharedSecret:
+    """The secret behind every callback URL token: ``KIE_CALLBACK_SECRET``, or shared through the database."""
+    return SharedSecret(_SECRET_SETTING, configured)
 
 
 def url_token(secret: str, generation_id: str) -> str:

@@ -66,7 +66,7 @@ class Database:
             details={"kind": self.kind},
             on_change=_health_changed,
         )
-        self._on_ready: list[Callable[[], Awaitable[None]]] = []
+        self._on_ready: list[Callable[[asyncpg.Pool], Awaitable[object]]] = []
 
     @property
     def dsn(self) -> str | None:
@@ -85,8 +85,12 @@ class Database:
             raise DatabaseUnavailable("the database is not connected")
         return pool
 
-    def on_ready(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run ``callback`` once the pool is connected and migrated."""
+    def on_ready(self, callback: Callable[[asyncpg.Pool], Awaitable[object]]) -> None:
+        """Run ``callback(pool)`` once connected and migrated, before anyone is told the database is ready.
+
+        A callback that fails counts as a failed connection: the pool is dropped and connecting
+        starts again with backoff (it should only read or create small shared values).
+        """
         self._on_ready.append(callback)
 
     def start(self) -> None:
@@ -130,8 +134,6 @@ class Database:
                 continue
             self._last_error = None
             self.ready.set()
-            for callback in self._on_ready:
-                await callback()
             return
 
     async def _connect_once(self) -> None:
@@ -153,6 +155,8 @@ class Database:
             async with pool.acquire(timeout=self._connect_timeout) as conn:
                 await apply_migrations(conn)
                 server_version = conn.get_settings().server_version
+            for callback in self._on_ready:
+                await callback(pool)
         except BaseException:
             pool.terminate()
             raise

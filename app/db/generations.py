@@ -46,6 +46,13 @@ UPDATE generations AS g SET
     cover_url = COALESCE($10, g.cover_url),
     finished_at = CASE WHEN $2 IN ({_TERMINAL}) THEN now() END,
     next_check_at = CASE WHEN $2 IN ({_TERMINAL}) THEN NULL ELSE g.next_check_at END,
+    -- A success with result files waits for the mirror worker; any other end has nothing to copy.
+    mirror_state = CASE
+        WHEN $2 = '{State.SUCCEEDED}'
+             AND jsonb_array_length(COALESCE($3::jsonb, g.result_urls)) > 0 THEN 'pending'
+        WHEN $2 IN ({_TERMINAL}) THEN 'done'
+        ELSE g.mirror_state END,
+    mirror_next_at = CASE WHEN $2 = '{State.SUCCEEDED}' THEN now() ELSE g.mirror_next_at END,
     updated_at = now()
 FROM current
 WHERE g.id = current.id AND current.state = ANY($9::text[])

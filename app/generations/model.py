@@ -45,6 +45,9 @@ class Generation:
     deadline_at: datetime | None
     submitted_at: datetime | None
     submit_uncertain_at: datetime | None
+    mirror_state: str  # pending | done | failed | disabled: copying the results into our storage
+    mirror_attempts: int
+    mirror_last_error: str | None
 
     @classmethod
     def from_row(cls, row: Row) -> Generation:

@@ -5,16 +5,23 @@ webhooks): its JSON, and the event envelope ``{"type": "progress" | "completed" 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.generations.model import Generation
 from app.states import UNSUCCESSFUL, State
 
+if TYPE_CHECKING:
+    from app.storage.signing import FileLinks
+
 EventType = Literal["progress", "completed", "error"]
 
 
-def generation_json(generation: Generation) -> dict[str, Any]:
-    """The public shape of a generation (the contract's fields, plus stage and progress)."""
+def generation_json(generation: Generation, links: FileLinks | None) -> dict[str, Any]:
+    """The public shape of a generation (the contract's fields, plus stage and progress).
+
+    ``files`` are our copies of the results, each with a signed ``url`` (``links``; None only
+    where no link can be made, e.g. a process without the link secret).
+    """
     return {
         "id": str(generation.id),
         "state": generation.state.value,
@@ -22,7 +29,12 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         "task_id": generation.task_id,
         "result_urls": list(generation.result_urls or []),
         "cover_url": generation.cover_url,
-        "files": list(generation.files or []),
+        "files": _files(generation, links),
+        "mirror": {
+            "state": generation.mirror_state,
+            "attempts": generation.mirror_attempts,
+            "last_error": generation.mirror_last_error,
+        },
         "result_object": generation.result_object,
         "error": generation.error,
         "error_code": generation.error_code,
@@ -44,14 +56,27 @@ def event_type(generation: Generation) -> EventType:
     return "progress"
 
 
-def envelope(generation: Generation) -> dict[str, Any]:
+def envelope(generation: Generation, links: FileLinks | None) -> dict[str, Any]:
     """The event envelope of a generation's current state."""
     kind = event_type(generation)
-    data = generation_json(generation)
+    data = generation_json(generation, links)
     if kind == "error":
         data["error"] = generation.error_code or generation.state.value
         data["message"] = generation.error or generation.state.value
     return {"type": kind, "data": data}
+
+
+def files_envelope(generation: Generation, links: FileLinks | None) -> dict[str, Any]:
+    """The ``progress`` event that tells followers the copies are ready (or that copying ended)."""
+    return {"type": "progress", "data": generation_json(generation, links)}
+
+
+def _files(generation: Generation, links: FileLinks | None) -> list[dict[str, Any]]:
+    object_id = str(generation.id)
+    return [
+        {**entry, "url": links.url(object_id, str(entry["name"])) if links is not None else None}
+        for entry in generation.files or []
+    ]
 
 
 def _iso(value: datetime | None) -> str | None:

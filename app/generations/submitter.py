@@ -21,12 +21,13 @@ import asyncpg
 
 from app.backoff import Backoff
 from app.callbacks.applier import CallbackApplier
-from app.callbacks.tokens import CallbackSecret, callback_url
+from app.callbacks.tokens import callback_url
 from app.db import generations as db
 from app.db.connection import Conn
 from app.db.database import Database
 from app.db.leadership import StaleEpochError
 from app.db.notifications import Notifications
+from app.db.settings import SharedSecret
 from app.generations.model import Generation
 from app.kie.catalog import Catalog
 from app.kie.client import KieClient
@@ -55,7 +56,7 @@ class Submitter:
         client: KieClient,
         catalog: Catalog,
         applier: CallbackApplier,
-        secret: CallbackSecret,
+        secret: SharedSecret,
         notifications: Notifications,
         database: Database,
         public_base_url: str,

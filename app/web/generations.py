@@ -19,7 +19,7 @@ from aiohttp import web
 
 from app.db.database import DatabaseUnavailable
 from app.generations.model import Generation
-from app.generations.public import envelope, generation_json
+from app.generations.public import envelope, files_envelope, generation_json
 from app.generations.service import IdempotencyConflict
 from app.kie.catalog import InvalidInputError, UnknownModelError
 from app.states import State
@@ -96,7 +96,10 @@ async def create_generation(request: web.Request) -> web.Response:
         return json_error(422, "invalid_input", exc.reason, field=exc.field)
     except IdempotencyConflict as exc:
         return json_error(409, "conflict", str(exc))
-    return _json(generation_json(created.generation), status=202 if created.created else 200)
+    return _json(
+        generation_json(created.generation, runtime_of(request.app).file_links),
+        status=202 if created.created else 200,
+    )
 
 
 @_unavailable_as_503
@@ -123,8 +126,11 @@ async def list_generations(request: web.Request) -> web.Response:
         before=before,
         limit=limit,
     )
+    links = runtime_of(request.app).file_links
     next_cursor = _encode_cursor(generations[-1]) if len(generations) == limit else None
-    return _json({"generations": [generation_json(g) for g in generations], "next_cursor": next_cursor})
+    return _json(
+        {"generations": [generation_json(g, links) for g in generations], "next_cursor": next_cursor}
+    )
 
 
 @_unavailable_as_503
@@ -135,7 +141,7 @@ async def get_generation(request: web.Request) -> web.Response:
     if wait > 0 and not generation.terminal:
         service = runtime_of(request.app).generations
         generation = await service.wait_for_terminal(generation.id, wait) or generation
-    return _json(generation_json(generation))
+    return _json(generation_json(generation, runtime_of(request.app).file_links))
 
 
 @_unavailable_as_503
@@ -144,25 +150,31 @@ async def cancel_generation(request: web.Request) -> web.Response:
     generation = await runtime_of(request.app).generations.cancel(path_uuid(request), request[OWNER])
     if generation is None:
         return not_found()
-    return _json(generation_json(generation))
+    return _json(generation_json(generation, runtime_of(request.app).file_links))
 
 
 @_unavailable_as_503
 async def generation_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``, then the end."""
+    """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``; after a
+    ``completed`` whose results are still being copied, one more ``progress`` with ``files``; the end."""
     generation = await _owned_generation(request)
     generation_id = generation.id
-    service = runtime_of(request.app).generations
+    runtime = runtime_of(request.app)
+    service, links = runtime.generations, runtime.file_links
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     deadline = asyncio.get_running_loop().time() + _SSE_MAX_S
     last_seen: tuple[Any, ...] | None = None
+    ended = False  # the completed or error event went out
     while True:
-        key = (generation.state, generation.stage, generation.progress, generation.updated_at)
+        key = (generation.state, generation.stage, generation.progress, generation.mirror_state)
         if key != last_seen:
             last_seen = key
-            await response.write(_sse(envelope(generation)))
-        if generation.terminal or asyncio.get_running_loop().time() > deadline:
+            event = files_envelope(generation, links) if ended else envelope(generation, links)
+            await response.write(_sse(event))
+            ended = generation.terminal
+        copying = generation.state is State.SUCCEEDED and generation.mirror_state == "pending"
+        if (generation.terminal and not copying) or asyncio.get_running_loop().time() > deadline:
             break
         changed = await service.wait_for_change(generation_id, generation.updated_at, _SSE_HEARTBEAT_S)
         if changed is None or changed.updated_at == generation.updated_at:

@@ -58,7 +58,7 @@ async def health_detailed(request: web.Request) -> web.Response:
     database, leader, storage, kie = await asyncio.gather(
         runtime.database.health(),
         runtime.leader.describe(),
-        runtime.storage_probe.health(),
+        runtime.storage.probe.health(),
         runtime.kie_probe.health(),
     )
     intake = runtime.callback_intake

@@ -50,6 +50,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/generations/{id}", "app.web.generations:get_generation"),
     Route("POST", "/api/v1/generations/{id}/cancel", "app.web.generations:cancel_generation"),
     Route("GET", "/api/v1/generations/{id}/events", "app.web.generations:generation_events"),
+    Route("POST", "/api/v1/uploads", "app.web.uploads:create_upload"),
+    Route("GET", "/files/{id}/{name}", "app.web.files:serve_file"),
+    Route("HEAD", "/files/{id}/{name}", "app.web.files:serve_file"),
 )
 
 

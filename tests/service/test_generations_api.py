@@ -731,17 +731,28 @@ async def test_events_of_a_success_end_with_one_completed_event_then_close(stack
         assert event.payload["data"]["id"] == created["id"]
     types = [e.payload["type"] for e in events]
     assert types[0] == "progress", types  # the stream opens with the generation as it is now
-    assert types.count("completed") == 1 and types[-1] == "completed", types
+    assert types.count("completed") == 1, types
     assert "error" not in types, types
-    assert all(e.payload["data"]["state"] in OPEN_STATES for e in events[:-1]), types
-    done = events[-1].payload["data"]
+    end = types.index("completed")
+    assert all(e.payload["data"]["state"] in OPEN_STATES for e in events[:end]), types
+    done = events[end].payload["data"]
     assert done["state"] == "succeeded"
     assert done["result_urls"] and all(isinstance(u, str) for u in done["result_urls"])
+    # After the success, at most one more event: the progress that brings our copies of the files.
+    after = events[end + 1 :]
+    assert len(after) <= 1, types
+    final = (after or events[end : end + 1])[0].payload["data"]
+    assert final["mirror"]["state"] == "done" and len(final["files"]) == len(done["result_urls"])
 
-    # Opened after the end, the stream says it once and closes.
+    # Opened after the end, the stream says it once (with the files) and closes.
     again = await read_events(stack, created["id"], timeout=5)
     assert [e.payload["type"] for e in again] == ["completed"]
     assert again[0].payload["data"]["result_urls"] == done["result_urls"]
+
+    def copies(data: dict) -> list:  # type: ignore[type-arg]
+        return [(f["name"], f["sha256"], f["bytes"]) for f in data["files"]]
+
+    assert copies(again[0].payload["data"]) == copies(final)
 
 
 async def test_events_of_a_failure_end_with_one_error_event_then_close(

@@ -1,5 +1,5 @@
 """The shipped catalog says what KIE documents: a source for every model, and the corrections
-made against KIE's documentation (/work/research/kie-facts.md) held in place."""
+made against KIE's documentation (each model's notes name the page) held in place."""
 
 from __future__ import annotations
 

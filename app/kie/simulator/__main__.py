@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-hmac-key", default=None)
     parser.add_argument("--public-base-url", default=None, help="origin for result URLs")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--result-bytes", type=int, default=None, help="serve result files of this size")
+    parser.add_argument(
+        "--file-rate", type=float, default=None, help="serve result files at this many bytes/s"
+    )
     parser.add_argument(
         "--create-code", type=int, default=None, help="answer every create with this KIE code (a refusal)"
     )
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         public_base_url=args.public_base_url,
         seed=args.seed,
         create_code=args.create_code,
+        result_bytes=args.result_bytes,
+        file_rate=args.file_rate,
     )
     log.info(
         "kie_sim.starting",

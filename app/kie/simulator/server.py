@@ -48,6 +48,7 @@ from app.logs import get_logger
 log = get_logger("app.kie.simulator")
 
 CALLBACK_MODES = ("deliver", "drop", "duplicate", "early", "garbage", "delay")
+_CHUNK = 256 * 1024
 
 # What KIE says when it refuses a create (the shared error list of KIE's market pages).
 _REFUSALS = {
@@ -94,6 +95,8 @@ def make_app(
     public_base_url: str | None = None,
     seed: int | None = None,
     create_code: int | None = None,
+    result_bytes: int | None = None,
+    file_rate: float | None = None,
 ) -> web.Application:
     """Build the simulator app; see the module docstring and docs/kie-api.md for what it serves."""
     if callbacks not in CALLBACK_MODES:
@@ -109,6 +112,8 @@ def make_app(
         webhook_hmac_key=webhook_hmac_key,
         public_base_url=public_base_url.rstrip("/") if public_base_url else None,
         create_code=create_code,
+        result_bytes=result_bytes,
+        file_rate=file_rate,
     )
     app = web.Application(middlewares=[_count_requests, _check_auth])
     app[SIM_STATE] = SimState(config=config, rng=random.Random(seed))
@@ -321,13 +326,37 @@ async def _status(request: web.Request, family: str) -> web.StreamResponse:
 
 
 async def _serve_file(request: web.Request) -> web.StreamResponse:
-    """A tiny real PNG, MP4 or MP3, whatever the name before the extension."""
+    """A tiny real PNG, MP4 or MP3, whatever the name before the extension.
+
+    With ``result_bytes`` the file is that large (the real file, then zero padding), generated as
+    it is sent; with ``file_rate`` it is sent at that many bytes per second.
+    """
     name = request.match_info["name"]
     match = _FILE_NAME.match(name)
     if match is None:
         raise web.HTTPNotFound()
     content_type, payload = FILES[match.group(1)]
-    return web.Response(body=payload, content_type=content_type)
+    config = request.app[SIM_STATE].config
+    size = max(len(payload), config.result_bytes or 0)
+    if size == len(payload) and config.file_rate is None:
+        return web.Response(body=payload, content_type=content_type)
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    response.content_length = size
+    await response.prepare(request)
+    await response.write(payload)
+    padding = bytes(_CHUNK)
+    sent = len(payload)
+    started = asyncio.get_running_loop().time()
+    while sent < size:
+        chunk = padding[: min(_CHUNK, size - sent)]
+        await response.write(chunk)
+        sent += len(chunk)
+        if config.file_rate:
+            ahead = sent / config.file_rate - (asyncio.get_running_loop().time() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    await response.write_eof()
+    return response
 
 
 async def _credits(request: web.Request) -> web.StreamResponse:

@@ -34,6 +34,8 @@ class SimConfig:
     webhook_hmac_key: str | None
     public_base_url: str | None
     create_code: int | None = None  # answer every create with this business code (a refusal)
+    result_bytes: int | None = None  # serve result files of exactly this size (the asset, padded)
+    file_rate: float | None = None  # bytes per second a result file is served at (None: at once)
 
 
 @dataclass
