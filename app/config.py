@@ -55,6 +55,28 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class TelegramSettings:
+    """The bot: ``TELEGRAM_*`` variables (the bot is off without a token)."""
+
+    token: str | None = field(default=None, repr=False)
+    api_base: str = "https://api.telegram.org"
+    mode: str = "auto"  # auto, webhook or polling
+    webhook_secret: str | None = field(default=None, repr=False)  # None: derived from the token
+    default_image_model: str = "google/nano-banana"
+
+    @property
+    def enabled(self) -> bool:
+        """True when a bot token is configured."""
+        return self.token is not None
+
+    def resolved_mode(self, public_base_url: str) -> str:
+        """``webhook`` or ``polling``: ``auto`` is a webhook when the public URL is https."""
+        if self.mode != "auto":
+            return self.mode
+        return "webhook" if public_base_url.startswith("https://") else "polling"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the service reads from its environment."""
 
@@ -68,6 +90,7 @@ class Settings:
     kie_base_url: str = DEFAULT_KIE_BASE_URL
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
     kie_callback_secret: str | None = field(default=None, repr=False)
     kie_webhook_hmac_key: str | None = field(default=None, repr=False)
     instance_id: str = "local"
@@ -196,6 +219,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kie_base_url=kie_base_url.rstrip("/"),
         api_keys=api_keys,
         telegram_bot_token=telegram_bot_token,
+        telegram=TelegramSettings(
+            token=telegram_bot_token,
+            api_base=reader.get(
+                "TELEGRAM_API_BASE",
+                "https://api.telegram.org",
+                _http_url,
+                "an http(s) URL such as https://api.telegram.org",
+            ).rstrip("/"),
+            mode=reader.get("TELEGRAM_MODE", "auto", _choice(_TELEGRAM_MODES), "auto, webhook or polling"),
+            webhook_secret=reader.optional(
+                "TELEGRAM_WEBHOOK_SECRET",
+                _webhook_secret,
+                "1 to 256 characters of A-Z, a-z, 0-9, _ and -",
+                secret=True,
+            ),
+            default_image_model=reader.get(
+                "TELEGRAM_DEFAULT_IMAGE_MODEL", "google/nano-banana", _non_empty, "a model id"
+            ),
+        ),
         kie_callback_secret=kie_callback_secret,
         kie_webhook_hmac_key=kie_webhook_hmac_key,
         instance_id=instance_id,
@@ -389,6 +431,15 @@ def _storage_url(value: str) -> str:
 def _lock_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value):
         raise ValueError("bad lock name")
+    return value
+
+
+_TELEGRAM_MODES = ("auto", "webhook", "polling")
+
+
+def _webhook_secret(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+        raise ValueError("bad secret token")
     return value
 
 

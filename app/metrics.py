@@ -70,3 +70,23 @@ def callbacks_counter(verified: str, outcome: str) -> Counter:
 def http_request_timer(route: str, method: str, status: int) -> Histogram:
     """``http_request_duration_seconds{route,method,status}`` (bounded: route templates)."""
     return HTTP_REQUEST_SECONDS.labels(route=route, method=method, status=str(status))
+
+
+TELEGRAM_UPDATES = Counter(
+    "telegram_updates_total",
+    "Telegram updates by outcome (stored, duplicate, handled, retried, failed).",
+    ["outcome"],
+)
+TELEGRAM_INBOX_DEPTH = Gauge("telegram_inbox_depth", "Telegram updates stored and not handled yet.")
+TELEGRAM_INBOX_OLDEST = Gauge(
+    "telegram_inbox_oldest_seconds", "Age of the oldest Telegram update not handled yet."
+)
+TELEGRAM_DELIVERIES = Counter(
+    "telegram_deliveries_total", "Result deliveries to Telegram chats by outcome.", ["outcome"]
+)
+TELEGRAM_API_CALLS = Counter(
+    "telegram_api_calls_total",
+    "Bot API calls by method and status (ok, or the error code).",
+    ["method", "status"],
+)
+TELEGRAM_RATE_LIMITED = Counter("telegram_rate_limited_total", "Bot API answers 429 (retry_after honoured).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app import __version__
 from app.callbacks.applier import CallbackApplier
@@ -20,6 +21,9 @@ from app.kie.client import KieClient
 from app.leader import Leader
 from app.storage.parts import FileStorage
 from app.storage.signing import FileLinks
+
+if TYPE_CHECKING:
+    from app.telegram.parts import TelegramBot
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Runtime:
     storage: FileStorage
     api_keys: tuple[str, ...]
     fail: Callable[[BaseException], None]  # stop the process with an error (a part cannot go on)
+    telegram: TelegramBot | None = None  # None: no TELEGRAM_BOT_TOKEN
     version: str = __version__
 
     @property

@@ -31,6 +31,7 @@ from app.db.embedded import EmbeddedPostgres
 from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
 from app.db.notifications import Notifications
 from app.db.settings import SharedSecret
+from app.db.telegram_updates import UPDATES_CHANNEL
 from app.generations.poller import Poller
 from app.generations.service import GenerationService
 from app.generations.submitter import Submitter
@@ -86,7 +87,7 @@ def build_runtime(
     database = make_database(settings)
     database.on_fatal = fail
     direct_dsn = direct_dsn_provider(settings, database)
-    notifications = Notifications(direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL))
+    notifications = Notifications(direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL, UPDATES_CHANNEL))
     secret = callback_secret(settings.kie_callback_secret)
     applier = CallbackApplier(database)
     intake = CallbackIntake(
@@ -123,9 +124,20 @@ def build_runtime(
         first_check_in=poller.first_check_in,
     )
     storage = _storage(settings, database, kie, notifications)
+    generations = GenerationService(
+        database, catalog, notifications, default_timeout_s=settings.generation_timeout_s
+    )
     leader.run_when_active("submitter", submitter.run)
     leader.run_when_active("poller", poller.run)
     leader.run_when_active("mirror", storage.mirror.run)
+    telegram = None
+    if settings.telegram.enabled:
+        # Imported here: aiogram is a large import, and only a configured bot needs it.
+        from app.telegram.assembly import build_telegram
+
+        telegram = build_telegram(settings, database, notifications, generations, catalog, storage)
+        leader.run_when_active("telegram_transport", telegram.transport.run)
+        leader.run_when_active("telegram_delivery", telegram.delivery.run)
     return Runtime(
         settings=settings,
         database=database,
@@ -135,14 +147,13 @@ def build_runtime(
         callback_applier=applier,
         callback_maintenance=CallbackMaintenance(database, intake, applier, secret),
         callback_secret=secret,
-        generations=GenerationService(
-            database, catalog, notifications, default_timeout_s=settings.generation_timeout_s
-        ),
+        generations=generations,
         kie=kie,
         kie_probe=KieProbe(kie, "simulator" if settings.kie_simulated else "live"),
         storage=storage,
         api_keys=settings.api_keys,
         fail=fail,
+        telegram=telegram,
     )
 
 
@@ -318,6 +329,23 @@ async def _callbacks(runtime: Runtime) -> AsyncIterator[None]:
         await runtime.callback_intake.stop()
 
 
+async def _telegram(runtime: Runtime) -> AsyncIterator[None]:
+    telegram = runtime.telegram
+    if telegram is None:
+        yield
+        return
+    # Every instance handles stored updates; only the leader receives and delivers.
+    log.info("telegram.enabled", mode=telegram.mode)
+    task = asyncio.create_task(supervise("telegram.updates", telegram.processor.run), name="telegram.updates")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await telegram.probe.close()
+        await telegram.bot.session.close()
+
+
 async def _leader(runtime: Runtime) -> AsyncIterator[None]:
     runtime.leader.start()  # returns at once; the election runs in the background
     try:
@@ -333,5 +361,6 @@ _LIFECYCLES: tuple[Callable[[Runtime], AsyncIterator[None]], ...] = (
     _file_storage,
     _notifications,
     _callbacks,
+    _telegram,
     _leader,
 )

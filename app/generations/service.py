@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from app.db import generations as db
+from app.db.connection import Conn
 from app.db.database import Database
 from app.db.notifications import Notifications
 from app.generations.model import Generation
@@ -75,9 +76,12 @@ class GenerationService:
         model_id: str,
         input: Any,
         idempotency_key: str | None = None,
+        also: Callable[[Conn, Generation], Awaitable[None]] | None = None,
     ) -> Created:
         """Validate against the catalog, insert ``queued`` and wake the submitter.
 
+        ``also`` runs in the same transaction when the generation is new (a channel's own row,
+        such as the Telegram delivery, is then written with it or not at all).
         Raises UnknownModelError / InvalidInputError (bad request), IdempotencyConflict.
         """
         model = self.catalog.get(model_id)
@@ -94,6 +98,8 @@ class GenerationService:
                 idempotency_key=idempotency_key,
                 timeout_s=self.timeout_for(model),
             )
+            if created and also is not None:
+                await also(conn, generation)
         if not created and (generation.model != model.id or generation.input != clean):
             raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
         if created:

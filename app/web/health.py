@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from app import __version__
 from app.web.keys import RUNTIME
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 _STARTED_AT = time.time()
 _DISABLED = {"status": "disabled", "latency_ms": None, "last_error": None}
@@ -55,11 +58,12 @@ async def health_detailed(request: web.Request) -> web.Response:
     if runtime is None:
         return web.json_response(body)
     # Measured side by side: each is bounded, and the page must stay well inside a 5 s check.
-    database, leader, storage, kie = await asyncio.gather(
+    database, leader, storage, kie, telegram = await asyncio.gather(
         runtime.database.health(),
         runtime.leader.describe(),
         runtime.storage.probe.health(),
         runtime.kie_probe.health(),
+        _telegram(runtime),
     )
     intake = runtime.callback_intake
     body.update(
@@ -70,7 +74,7 @@ async def health_detailed(request: web.Request) -> web.Response:
             "database": database.as_dict(),
             "kie": kie.as_dict(),
             "storage": storage.as_dict(),
-            "telegram": dict(_DISABLED),
+            "telegram": telegram,
         },
         callbacks={
             "mode": "direct" if intake.healthy else "spool",
@@ -79,3 +83,9 @@ async def health_detailed(request: web.Request) -> web.Response:
         },
     )
     return web.json_response(body)
+
+
+async def _telegram(runtime: Runtime) -> dict[str, Any]:
+    if runtime.telegram is None:
+        return dict(_DISABLED)
+    return (await runtime.telegram.probe.health()).as_dict()

@@ -44,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/metrics", "app.web.metrics:metrics", eager=True),
     Route("POST", "/callbacks/kie", "app.web.callbacks:kie_callback"),
     Route("POST", "/callbacks/kie/{tail:.*}", "app.web.callbacks:kie_callback"),
+    Route("POST", "/telegram/webhook", "app.web.telegram:telegram_webhook"),
     Route("GET", "/api/v1/models", "app.web.models:list_models"),
     Route("POST", "/api/v1/generations", "app.web.generations:create_generation"),
     Route("GET", "/api/v1/generations", "app.web.generations:list_generations"),

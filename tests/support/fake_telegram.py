@@ -2197,7 +2197,9 @@ class FakeBotApi:
     async def _m_edit_message_media(self, state: _BotState, request: _Request) -> Any:
         params = request.params
         chat, stored = self._existing(state, params, MESSAGE_TO_EDIT_NOT_FOUND)
-        if not self._shown(stored, *_MEDIA_KINDS):
+        # Media may replace media, or be added to a text message (the Bot API allows both since
+        # it documents "or to add media to text messages"); anything else has nothing to edit.
+        if not self._shown(stored, *_MEDIA_KINDS) and "text" not in stored.payload:
             raise _ApiError(400, NO_MEDIA_TO_EDIT)
         item = self._json(params, "media", "input media")
         if item is None:

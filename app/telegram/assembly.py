@@ -1,0 +1,65 @@
+"""Builds the bot's parts (called by ``app.wiring`` only when ``TELEGRAM_BOT_TOKEN`` is set)."""
+
+from __future__ import annotations
+
+from aiogram import Dispatcher
+
+from app.config import Settings
+from app.db.database import Database
+from app.db.notifications import Notifications
+from app.generations.service import GenerationService
+from app.health.telegram import TelegramProbe
+from app.kie.catalog import Catalog
+from app.storage.parts import FileStorage
+from app.telegram.bot import make_bot, webhook_secret
+from app.telegram.commands import make_router
+from app.telegram.conversations import AdvisoryLockIsolation, PostgresStorage
+from app.telegram.delivery import ResultDelivery
+from app.telegram.inbox import UpdateInbox
+from app.telegram.parts import TelegramBot
+from app.telegram.processor import UpdateProcessor
+from app.telegram.starter import GenerationStarter
+from app.telegram.transport import Transport
+
+
+def build_telegram(
+    settings: Settings,
+    database: Database,
+    notifications: Notifications,
+    generations: GenerationService,
+    catalog: Catalog,
+    storage: FileStorage,
+) -> TelegramBot:
+    """Every part of the bot, connected; nothing is started."""
+    config = settings.telegram
+    bot = make_bot(config)
+    dispatcher = Dispatcher(
+        storage=PostgresStorage(database), events_isolation=AdvisoryLockIsolation(database)
+    )
+    dispatcher.include_router(make_router())
+    dispatcher["catalog"] = catalog
+    dispatcher["starter"] = GenerationStarter(database, generations, catalog, config.default_image_model)
+    inbox = UpdateInbox(database)
+    mode = config.resolved_mode(settings.public_base_url)
+    secret = webhook_secret(config)
+    transport = Transport(
+        bot, database, inbox, mode=mode, public_base_url=settings.public_base_url, secret=secret
+    )
+    return TelegramBot(
+        bot=bot,
+        dispatcher=dispatcher,
+        inbox=inbox,
+        processor=UpdateProcessor(database, dispatcher, bot, notifications, settings.instance_id),
+        transport=transport,
+        delivery=ResultDelivery(
+            bot=bot,
+            database=database,
+            generations=generations,
+            notifications=notifications,
+            store=storage.store,
+            links=storage.links,
+        ),
+        probe=TelegramProbe(bot, transport.state),
+        webhook_secret=secret,
+        mode=mode,
+    )

@@ -1,0 +1,301 @@
+"""The Telegram bot end to end: the real service in-process, the real aiogram client, a fake Bot
+API server on loopback (tests/support/fake_telegram.py) and the KIE simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import pytest
+
+from app.kie.simulator import make_app
+from app.kie.simulator.assets import FILES
+from tests.support.databases import with_database
+from tests.support.fake_telegram import FakeBotApi
+from tests.support.stack import ServerFactory, Stack, model_of, start_stack
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi(long_poll_cap=0.5) as server:
+        yield server
+
+
+async def bot_stack(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+    mode: str,
+    **env: str,
+) -> Stack:
+    kie = await aiohttp_server(make_app(latency=0.2))
+    return await start_stack(
+        aiohttp_server,
+        http,
+        database_url,
+        str(tmp_path / "data"),
+        str(kie.make_url("")).rstrip("/"),
+        TELEGRAM_BOT_TOKEN=fake.token,
+        TELEGRAM_API_BASE=fake.base_url,
+        TELEGRAM_MODE=mode,
+        **env,
+    )
+
+
+async def generations_of(stack: Stack, user_id: int) -> list[Any]:
+    return list(
+        await stack.pool.fetch(
+            "SELECT * FROM generations WHERE owner = $1 ORDER BY created_at", f"telegram:{user_id}"
+        )
+    )
+
+
+async def update_states(stack: Stack) -> list[str]:
+    rows = await stack.pool.fetch("SELECT state FROM telegram_updates ORDER BY update_id")
+    return [r["state"] for r in rows]
+
+
+async def delivered(stack: Stack, count: int = 1, timeout: float = 30) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    rows: list[Any] = []
+    while time.monotonic() < deadline:
+        rows = list(await stack.pool.fetch("SELECT * FROM telegram_deliveries ORDER BY created_at"))
+        if len(rows) >= count and all(r["state"] in ("delivered", "failed") for r in rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"deliveries never finished: {[dict(r) for r in rows]}")
+
+
+async def test_polling_imagine_delivers_one_photo_from_our_copy(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    await fake.wait_for_call("deleteWebhook", timeout=10)
+    await fake.wait_for_call("setMyCommands", timeout=10)
+    assert fake.calls("deleteWebhook")[0].params.get("drop_pending_updates") in (None, False)
+
+    fake.push_update(fake.make_command("imagine", "a lighthouse at dusk"))
+    [row] = await delivered(stack)
+    assert row["state"] == "delivered" and row["outcome"] == "edited"
+    [generation] = await generations_of(stack, fake.user.id)
+    assert generation["state"] == "succeeded" and generation["model"] == "google/nano-banana"
+
+    messages = fake.chat_messages(fake.user.id)
+    assert [m.kind for m in messages] == ["photo"], [m.payload for m in messages]
+    # The status message followed the generation before it became the photo.
+    progress = [c.params.get("text") for c in fake.calls("editMessageText") if c.ok]
+    assert progress and all(str(t).startswith(("At KIE", "Working")) for t in progress), progress
+    assert messages[0].message_id == row["status_message_id"] and "Done" in (messages[0].caption or "")
+    # Uploaded from our copy (multipart), not KIE's link: the bytes are the simulator's PNG.
+    [edit] = fake.calls("editMessageMedia")
+    assert edit.files and edit.files[0].data == FILES["png"][1]
+    # The offset moved past the update: a new leader would not see it again.
+    offset = await stack.pool.fetchval("SELECT next_offset FROM telegram_poll_offset")
+    assert (
+        offset
+        == max(u["update_id"] for u in await stack.pool.fetch("SELECT update_id FROM telegram_updates")) + 1
+    )
+
+
+async def test_webhook_generate_for_a_video_and_a_four_image_model(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "webhook")
+    await fake.wait_for_call("setWebhook", timeout=10)
+    hook = fake.calls("setWebhook")[0].params
+    assert hook["url"] == stack.base_url + "/telegram/webhook" and hook["secret_token"]
+    assert fake.token.split(":", 1)[1] not in hook["secret_token"]
+
+    video = model_of("market", "video")
+    if video.required != ["prompt"]:
+        video = next(
+            m
+            for m in stack.runtime.generations.catalog.models()
+            if m.output == "video" and m.required == ["prompt"]
+        )
+    fake.push_update(fake.make_command("generate", f"{video.id} a fox running in snow"))
+    await delivered(stack, 1)
+    fake.push_update(fake.make_command("generate", f"{model_of('midjourney').id} four cats"))
+    await delivered(stack, 2)
+    fake.push_update(fake.make_command("generate", "suno/V5 a song about the sea"))
+    rows = await delivered(stack, 3)
+    assert [r["state"] for r in rows] == ["delivered"] * 3
+    assert [r["outcome"] for r in rows] == ["edited", "group", "edited"]
+    kinds = [m.kind for m in fake.chat_messages(fake.user.id)]
+    # The video and Suno's first track replace their status messages; the album is new messages
+    # plus the status message saying "Done".
+    assert kinds.count("video") == 1 and kinds.count("photo") == 4 and kinds.count("audio") == 2, kinds
+    assert [len(r["message_ids"]) for r in rows] == [1, 4, 2]
+    assert all(d.ok for d in fake.deliveries())
+
+
+async def test_webhook_secret_body_and_duplicates(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    url = stack.base_url + "/telegram/webhook"
+    secret = stack.runtime.telegram.webhook_secret  # type: ignore[union-attr]
+    update = {"update_id": 777, **fake.make_command("imagine", "one red apple")}
+    for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+        async with http.post(url, json=update, headers=headers) as resp:
+            assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+    async with http.post(url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
+        assert resp.status == 400
+    for _ in range(3):  # Telegram's retry of one update: stored once, one generation
+        async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
+            assert resp.status == 200
+    await delivered(stack, 1)
+    assert await stack.pool.fetchval("SELECT count(*) FROM telegram_updates") == 1
+    assert len(await generations_of(stack, fake.user.id)) == 1
+
+
+async def test_bad_commands_say_what_to_type_and_create_nothing(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    for command, args in (
+        ("generate", "no/such-model a cat"),
+        ("generate", ""),
+        ("imagine", ""),
+        ("start", ""),
+        ("models", ""),
+    ):
+        fake.push_update(fake.make_command(command, args))
+    await fake.wait_for(lambda: len(fake.chat_messages(fake.user.id)) >= 5, timeout=15, what="five answers")
+    texts = [m.text or "" for m in fake.chat_messages(fake.user.id)]
+    assert "no/such-model" in texts[0] and "/models" in texts[0]
+    assert texts[1].startswith("Type /generate") and texts[2].startswith("Type /imagine")
+    assert fake.chat_messages(fake.user.id)[3].reply_markup is not None
+    assert "google/nano-banana" in "\n".join(texts[4:])
+    assert await generations_of(stack, fake.user.id) == []
+
+
+async def test_a_handler_that_keeps_failing_gets_an_apology_and_the_chat_goes_on(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    fake.fail_server_error(method="sendMessage", times=4)  # /help's answer fails on every attempt
+    fake.push_update(fake.make_command("help"))
+    fake.push_update(fake.make_command("start"))
+    await fake.wait_for(
+        lambda: len(fake.chat_messages(fake.user.id)) >= 2, timeout=20, what="apology and start"
+    )
+    texts = [m.text or "" for m in fake.chat_messages(fake.user.id)]
+    assert texts[0].startswith("Sorry") and texts[1].startswith("Hi!"), texts
+    deadline = time.monotonic() + 10
+    while (states := await update_states(stack)) != ["failed", "done"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert states == ["failed", "done"]
+    assert len(fake.calls("sendMessage")) == 6  # 4 failed answers to /help, the apology, /start's
+
+
+async def test_a_webhook_update_that_arrives_while_the_database_is_down_is_redelivered_and_handled_once(
+    aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
+) -> None:
+    async with FakeBotApi(long_poll_cap=0.5, webhook_max_attempts=200, webhook_retry_cap=0.2) as fake:
+        stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "webhook")
+        await fake.wait_for_call("setWebhook", timeout=10)
+        name = urlsplit(database_url).path.lstrip("/")
+        # From another database: a database cannot refuse connections to itself.
+        admin = await asyncpg.connect(with_database(database_url, "postgres"))
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            update_id = fake.push_update(fake.make_command("imagine", "a boat in fog"))
+            assert update_id is not None
+            refused = await fake.wait_for_delivery(update_id, ok=False, timeout=10)
+            assert refused.status == 503, refused
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        finally:
+            await admin.close()
+        accepted = await fake.wait_for_delivery(update_id, timeout=30)
+        assert accepted.status == 200
+        await delivered(stack, 1, timeout=60)
+        assert len(await generations_of(stack, fake.user.id)) == 1
+        assert await stack.pool.fetchval("SELECT count(*) FROM telegram_updates") == 1
+        assert [m.kind for m in fake.chat_messages(fake.user.id)] == ["photo"]
+
+
+async def test_a_429_is_honoured_before_the_result_is_sent_again(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    fake.fail_retry_after(2, method="editMessageMedia", times=1)
+    fake.push_update(fake.make_command("imagine", "a kite"))
+    [row] = await delivered(stack)
+    assert row["state"] == "delivered" and row["attempts"] == 2
+    limited, sent = fake.calls("editMessageMedia")
+    assert limited.status == 429 and sent.ok
+    assert sent.at - limited.finished_at >= 1.9  # type: ignore[operator]
+    assert [m.kind for m in fake.chat_messages(fake.user.id)] == ["photo"]
+
+
+async def test_a_second_poller_is_a_409_that_is_backed_off_shown_and_survived(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> None:
+    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    await fake.wait_for_call("getUpdates", timeout=10)
+    rogue = f"{fake.base_url}/bot{fake.token}/getUpdates"
+    # Someone else polls with our token: each of their long polls ends ours with a 409.
+    conflicts = 0
+    deadline = time.monotonic() + 15
+    while conflicts < 2 and time.monotonic() < deadline:
+        async with http.post(rogue, json={"timeout": 1}) as resp:
+            await resp.read()
+        conflicts = len([c for c in fake.calls("getUpdates") if c.status == 409])
+    assert conflicts >= 2
+    health = await (await http.get(stack.base_url + "/health/detailed")).json()
+    telegram = health["components"]["telegram"]
+    assert telegram["status"] == "down" and "Conflict" in telegram["last_error"], telegram
+    # Backed off: at least half a second after each conflict (never a busy loop), capped at a minute.
+    state = stack.runtime.telegram.transport.state  # type: ignore[union-attr]
+    assert state.conflict_delays and all(0.5 <= d <= 60 for d in state.conflict_delays), state.conflict_delays
+    # The rogue stops: ours resumes, handles what comes, and health no longer shows the conflict.
+    fake.push_update(fake.make_command("help"))
+    await fake.wait_for(lambda: len(fake.chat_messages(fake.user.id)) >= 1, timeout=90, what="help answered")
+    health = await (await http.get(stack.base_url + "/health/detailed")).json()
+    assert "conflict" not in health["components"]["telegram"], health["components"]["telegram"]
