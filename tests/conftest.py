@@ -76,6 +76,13 @@ def services() -> Iterator[list[ServiceProcess]]:
 
 
 @pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for talking to an in-process stack."""
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+@pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client for talking to service processes."""
     async with aiohttp.ClientSession() as client:

@@ -3,7 +3,6 @@ message that names the cause; the user sees it in the API and in the event envel
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -12,12 +11,6 @@ from aiohttp import web
 
 from app.kie.endpoints import ENDPOINTS
 from tests.support.stack import API_KEY, ServerFactory, model_of, start_stack
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.mark.parametrize(

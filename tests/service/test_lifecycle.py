@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -13,32 +12,13 @@ from aiohttp.test_utils import TestServer
 
 from app.kie.endpoints import ENDPOINTS
 from app.kie.simulator import make_app
-from tests.support.stack import ServerFactory, Stack, model_of, start_stack
+from tests.support.stack import ServerFactory, model_of, stack_on
 
 FAMILIES = list(ENDPOINTS)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def simulator(aiohttp_server: ServerFactory, **options: object) -> TestServer:
     return await aiohttp_server(make_app(**{"latency": 0.3, **options}))  # type: ignore[arg-type]
-
-
-async def stack_with(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    sim: TestServer,
-    **env: str,
-) -> Stack:
-    return await start_stack(
-        aiohttp_server, http, database_url, str(tmp_path / "data"), str(sim.make_url("")).rstrip("/"), **env
-    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -46,7 +26,7 @@ async def test_every_family_succeeds_with_callbacks_and_no_status_query(
     family: str, aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
 ) -> None:
     sim = await simulator(aiohttp_server)
-    stack = await stack_with(aiohttp_server, http, database_url, tmp_path, sim)
+    stack = await stack_on(aiohttp_server, http, database_url, tmp_path, sim)
     model = model_of(family)
     created = await stack.create(model)
     assert created["state"] == "queued"
@@ -67,7 +47,7 @@ async def test_callback_modes_all_end_in_one_success(
     mode: str, aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
 ) -> None:
     sim = await simulator(aiohttp_server, callbacks=mode)
-    stack = await stack_with(aiohttp_server, http, database_url, tmp_path, sim)
+    stack = await stack_on(aiohttp_server, http, database_url, tmp_path, sim)
     model = model_of("market", "image")
     created = await stack.create(model)
     row = await stack.wait_state(created["id"], {"succeeded", "failed", "timed_out"}, timeout=30)
@@ -87,7 +67,7 @@ async def test_suno_three_stages_end_as_one_success(
     aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
 ) -> None:
     sim = await simulator(aiohttp_server, latency=0.6)
-    stack = await stack_with(aiohttp_server, http, database_url, tmp_path, sim)
+    stack = await stack_on(aiohttp_server, http, database_url, tmp_path, sim)
     created = await stack.create(model_of("suno"))
     row = await stack.wait_state(created["id"], {"succeeded", "failed"})
     assert row["state"] == "succeeded" and row["stage"] == "complete"
@@ -106,7 +86,7 @@ async def test_failures_are_reported_with_kies_message(
     aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
 ) -> None:
     sim = await simulator(aiohttp_server, fail_rate=1.0)
-    stack = await stack_with(aiohttp_server, http, database_url, tmp_path, sim)
+    stack = await stack_on(aiohttp_server, http, database_url, tmp_path, sim)
     created = await stack.create(model_of("veo"))
     row = await stack.wait_state(created["id"], {"succeeded", "failed"})
     assert row["state"] == "failed" and row["error"]
@@ -123,7 +103,7 @@ async def test_insufficient_credits_fail_clearly_and_a_bad_key_marks_kie_down(
     fake = web.Application()
     fake.router.add_post(ENDPOINTS["market"].create, no_credits)
     kie = await aiohttp_server(fake)
-    stack = await stack_with(aiohttp_server, http, database_url, tmp_path, kie)
+    stack = await stack_on(aiohttp_server, http, database_url, tmp_path, kie)
     created = await stack.create(model_of("market", "image"))
     row = await stack.wait_state(created["id"], {"failed", "succeeded"})
     assert (
@@ -147,7 +127,7 @@ async def test_rate_limits_hold_with_two_hundred_queued(
     aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
 ) -> None:
     sim = await simulator(aiohttp_server, latency=0.5, callbacks="drop")
-    stack = await stack_with(
+    stack = await stack_on(
         aiohttp_server,
         http,
         database_url,

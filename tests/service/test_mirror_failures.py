@@ -5,39 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from app.kie.simulator import make_app
 from tests.support.fake_kie import kie_with_results
-from tests.support.stack import ServerFactory, Stack, model_of, start_stack
+from tests.support.stack import ServerFactory, Stack, model_of, stack_on
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n" + b"\x00" * 56
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def stack_on(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    kie: TestServer,
-    **env: str,
-) -> Stack:
-    return await start_stack(
-        aiohttp_server, http, database_url, str(tmp_path / "data"), str(kie.make_url("")).rstrip("/"), **env
-    )
 
 
 async def mirror_of(stack: Stack, generation_id: str, until: Any, timeout: float = 20) -> dict[str, Any]:

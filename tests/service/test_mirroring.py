@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -15,32 +14,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from app.kie.simulator import make_app
 from app.kie.simulator.assets import FILES
 from tests.support.fake_kie import REFRESHED, kie_with_results
 from tests.support.s3 import S3Server
-from tests.support.stack import API_KEY, ServerFactory, Stack, model_of, start_stack
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def stack_on(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    kie: TestServer,
-    **env: str,
-) -> Stack:
-    return await start_stack(
-        aiohttp_server, http, database_url, str(tmp_path / "data"), str(kie.make_url("")).rstrip("/"), **env
-    )
+from tests.support.stack import API_KEY, ServerFactory, Stack, model_of, stack_on
 
 
 async def finished(

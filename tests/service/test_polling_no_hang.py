@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,12 +14,6 @@ from app.generations import service as generation_service
 from app.kie.simulator import make_app
 from tests.support.service import free_port
 from tests.support.stack import ServerFactory, model_of, start_stack
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_a_waiter_is_woken_by_the_notification_when_the_callback_lands(

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from app.kie.endpoints import ENDPOINTS
 from app.kie.simulator import make_app
 from tests.support.stack import ServerFactory, model_of, start_stack
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def fake_kie(create: object) -> web.Application:

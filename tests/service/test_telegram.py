@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,13 +18,7 @@ from app.kie.simulator import make_app
 from app.kie.simulator.assets import FILES
 from tests.support.databases import with_database
 from tests.support.fake_telegram import FakeBotApi
-from tests.support.stack import ServerFactory, Stack, model_of, start_stack
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+from tests.support.stack import ServerFactory, Stack, model_of, stack_on
 
 
 @pytest.fixture
@@ -33,27 +27,30 @@ async def fake() -> AsyncIterator[FakeBotApi]:
         yield server
 
 
-async def bot_stack(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
-    mode: str,
-    **env: str,
-) -> Stack:
-    kie = await aiohttp_server(make_app(latency=0.2))
-    return await start_stack(
-        aiohttp_server,
-        http,
-        database_url,
-        str(tmp_path / "data"),
-        str(kie.make_url("")).rstrip("/"),
-        TELEGRAM_BOT_TOKEN=fake.token,
-        TELEGRAM_API_BASE=fake.base_url,
-        TELEGRAM_MODE=mode,
-        **env,
-    )
+BotStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+def bot_stack(
+    aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
+) -> BotStack:
+    """Starts the service with the bot on ``fake`` in ``mode``, against the KIE simulator."""
+
+    async def start(fake: FakeBotApi, mode: str, **env: str) -> Stack:
+        kie = await aiohttp_server(make_app(latency=0.2))
+        return await stack_on(
+            aiohttp_server,
+            http,
+            database_url,
+            tmp_path,
+            kie,
+            TELEGRAM_BOT_TOKEN=fake.token,
+            TELEGRAM_API_BASE=fake.base_url,
+            TELEGRAM_MODE=mode,
+            **env,
+        )
+
+    return start
 
 
 async def generations_of(stack: Stack, user_id: int) -> list[Any]:
@@ -81,13 +78,9 @@ async def delivered(stack: Stack, count: int = 1, timeout: float = 30) -> list[A
 
 
 async def test_polling_imagine_delivers_one_photo_from_our_copy(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    bot_stack: BotStack, fake: FakeBotApi
 ) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    stack = await bot_stack(fake, "polling")
     await fake.wait_for_call("deleteWebhook", timeout=10)
     await fake.wait_for_call("setMyCommands", timeout=10)
     assert fake.calls("deleteWebhook")[0].params.get("drop_pending_updates") in (None, False)
@@ -116,13 +109,9 @@ async def test_polling_imagine_delivers_one_photo_from_our_copy(
 
 
 async def test_webhook_generate_for_a_video_and_a_four_image_model(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    bot_stack: BotStack, fake: FakeBotApi
 ) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "webhook")
+    stack = await bot_stack(fake, "webhook")
     await fake.wait_for_call("setWebhook", timeout=10)
     hook = fake.calls("setWebhook")[0].params
     assert hook["url"] == stack.base_url + "/telegram/webhook" and hook["secret_token"]
@@ -151,24 +140,22 @@ async def test_webhook_generate_for_a_video_and_a_four_image_model(
     assert all(d.ok for d in fake.deliveries())
 
 
-async def test_webhook_secret_body_and_duplicates(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
-) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+async def test_webhook_secret_body_and_duplicates(bot_stack: BotStack, fake: FakeBotApi) -> None:
+    stack = await bot_stack(fake, "polling")
     url = stack.base_url + "/telegram/webhook"
     secret = stack.runtime.telegram.webhook_secret  # type: ignore[union-attr]
     update = {"update_id": 777, **fake.make_command("imagine", "one red apple")}
     for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
-        async with http.post(url, json=update, headers=headers) as resp:
+        async with stack.session.post(url, json=update, headers=headers) as resp:
             assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
-    async with http.post(url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
+    async with stack.session.post(
+        url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+    ) as resp:
         assert resp.status == 400
     for _ in range(3):  # Telegram's retry of one update: stored once, one generation
-        async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
+        async with stack.session.post(
+            url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+        ) as resp:
             assert resp.status == 200
     await delivered(stack, 1)
     assert await stack.pool.fetchval("SELECT count(*) FROM telegram_updates") == 1
@@ -176,13 +163,9 @@ async def test_webhook_secret_body_and_duplicates(
 
 
 async def test_bad_commands_say_what_to_type_and_create_nothing(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    bot_stack: BotStack, fake: FakeBotApi
 ) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    stack = await bot_stack(fake, "polling")
     for command, args in (
         ("generate", "no/such-model a cat"),
         ("generate", ""),
@@ -201,13 +184,9 @@ async def test_bad_commands_say_what_to_type_and_create_nothing(
 
 
 async def test_a_handler_that_keeps_failing_gets_an_apology_and_the_chat_goes_on(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    bot_stack: BotStack, fake: FakeBotApi
 ) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    stack = await bot_stack(fake, "polling")
     fake.fail_server_error(method="sendMessage", times=4)  # /help's answer fails on every attempt
     fake.push_update(fake.make_command("help"))
     fake.push_update(fake.make_command("start"))
@@ -224,10 +203,10 @@ async def test_a_handler_that_keeps_failing_gets_an_apology_and_the_chat_goes_on
 
 
 async def test_a_webhook_update_that_arrives_while_the_database_is_down_is_redelivered_and_handled_once(
-    aiohttp_server: ServerFactory, http: aiohttp.ClientSession, database_url: str, tmp_path: Path
+    bot_stack: BotStack, database_url: str
 ) -> None:
     async with FakeBotApi(long_poll_cap=0.5, webhook_max_attempts=200, webhook_retry_cap=0.2) as fake:
-        stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "webhook")
+        stack = await bot_stack(fake, "webhook")
         await fake.wait_for_call("setWebhook", timeout=10)
         name = urlsplit(database_url).path.lstrip("/")
         # From another database: a database cannot refuse connections to itself.
@@ -253,13 +232,9 @@ async def test_a_webhook_update_that_arrives_while_the_database_is_down_is_redel
 
 
 async def test_a_429_is_honoured_before_the_result_is_sent_again(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    bot_stack: BotStack, fake: FakeBotApi
 ) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    stack = await bot_stack(fake, "polling")
     fake.fail_retry_after(2, method="editMessageMedia", times=1)
     fake.push_update(fake.make_command("imagine", "a kite"))
     [row] = await delivered(stack)
@@ -271,24 +246,20 @@ async def test_a_429_is_honoured_before_the_result_is_sent_again(
 
 
 async def test_a_second_poller_is_a_409_that_is_backed_off_shown_and_survived(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    bot_stack: BotStack, fake: FakeBotApi
 ) -> None:
-    stack = await bot_stack(aiohttp_server, http, database_url, tmp_path, fake, "polling")
+    stack = await bot_stack(fake, "polling")
     await fake.wait_for_call("getUpdates", timeout=10)
     rogue = f"{fake.base_url}/bot{fake.token}/getUpdates"
     # Someone else polls with our token: each of their long polls ends ours with a 409.
     conflicts = 0
     deadline = time.monotonic() + 15
     while conflicts < 2 and time.monotonic() < deadline:
-        async with http.post(rogue, json={"timeout": 1}) as resp:
+        async with stack.session.post(rogue, json={"timeout": 1}) as resp:
             await resp.read()
         conflicts = len([c for c in fake.calls("getUpdates") if c.status == 409])
     assert conflicts >= 2
-    health = await (await http.get(stack.base_url + "/health/detailed")).json()
+    health = await (await stack.session.get(stack.base_url + "/health/detailed")).json()
     telegram = health["components"]["telegram"]
     assert telegram["status"] == "down" and "Conflict" in telegram["last_error"], telegram
     # Backed off: at least half a second after each conflict (never a busy loop), capped at a minute.
@@ -297,5 +268,5 @@ async def test_a_second_poller_is_a_409_that_is_backed_off_shown_and_survived(
     # The rogue stops: ours resumes, handles what comes, and health no longer shows the conflict.
     fake.push_update(fake.make_command("help"))
     await fake.wait_for(lambda: len(fake.chat_messages(fake.user.id)) >= 1, timeout=90, what="help answered")
-    health = await (await http.get(stack.base_url + "/health/detailed")).json()
+    health = await (await stack.session.get(stack.base_url + "/health/detailed")).json()
     assert "conflict" not in health["components"]["telegram"], health["components"]["telegram"]

@@ -25,19 +25,13 @@ from app.kie.simulator import SIM_STATE, make_app
 from app.kie.simulator.assets import FILES
 from app.kie.simulator.state import SimTask
 from app.storage.uploads import MAX_UPLOAD_BYTES
-from tests.support.stack import API_KEY, ServerFactory, Stack, start_stack, valid_input
+from tests.support.stack import API_KEY, ServerFactory, Stack, stack_on, valid_input
 
 PNG = FILES["png"][1]
 MP4 = FILES["mp4"][1]
 MP3 = FILES["mp3"][1]
 UPLOADS = "/api/v1/uploads"
 _ZEROS = bytes(1024 * 1024)  # one buffer of zeros, sliced, for the large bodies
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
@@ -54,19 +48,6 @@ async def stack(
     sim: TestServer,
 ) -> Stack:
     return await stack_on(aiohttp_server, http, database_url, tmp_path, sim)
-
-
-async def stack_on(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    kie: TestServer,
-    **env: str,
-) -> Stack:
-    return await start_stack(
-        aiohttp_server, http, database_url, str(tmp_path / "data"), str(kie.make_url("")).rstrip("/"), **env
-    )
 
 
 async def upload(stack: Stack, **kwargs: Any) -> tuple[int, Any]:

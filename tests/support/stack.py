@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -152,3 +153,22 @@ async def start_stack(
         assert time.monotonic() < deadline, "the stack never became active"
         await asyncio.sleep(0.02)
     return Stack(app, f"http://127.0.0.1:{port}", kie_url, session)
+
+
+async def stack_on(
+    aiohttp_server: ServerFactory,
+    session: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    kie: TestServer,
+    **env: str,
+) -> Stack:
+    """:func:`start_stack` against the KIE server ``kie``, with ``DATA_DIR`` under ``tmp_path``."""
+    return await start_stack(
+        aiohttp_server,
+        session,
+        database_url,
+        str(tmp_path / "data"),
+        str(kie.make_url("")).rstrip("/"),
+        **env,
+    )
