@@ -8,32 +8,36 @@ it into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import os
-import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
-from app.redaction import redact_url
-
-T = TypeVar("T")
+from app.config_values import (
+    POSTGRES_EXPECTED,
+    TELEGRAM_MODES,
+    ConfigError,
+    Reader,
+    choice,
+    float_in_range,
+    http_url,
+    id_list,
+    int_in_range,
+    key_list,
+    lock_name,
+    min_length,
+    non_empty,
+    postgres_url,
+    storage_url,
+    telegram_token,
+    user_list,
+    webhook_secret,
+)
 
 DEFAULT_KIE_BASE_URL = "https://api.kie.ai"
-_POSTGRES_SCHEMES = ("postgres", "postgresql")
 _LOG_FORMATS = ("auto", "json", "text")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class ConfigError(Exception):
-    """A configuration variable holds a value the service cannot use."""
-
-    def __init__(self, variable: str, shown_value: str, expected: str) -> None:
-        self.variable = variable
-        self.shown_value = shown_value
-        self.expected = expected
-        super().__init__(f"{variable}={shown_value} is invalid: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,10 @@ class TelegramSettings:
     mode: str = "auto"  # auto, webhook or polling
     webhook_secret: str | None = field(default=None, repr=False)  # None: derived from the token
     default_image_model: str = "google/nano-banana"
+    max_active_per_user: int = 2
+    daily_limit: int = 0  # 0: none
+    allowed_users: tuple[str, ...] = ()  # user ids and @usernames (lowercase); empty: everyone
+    admin_ids: tuple[int, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -126,85 +134,81 @@ class Settings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
-    reader = _Reader(env)
+    reader = Reader(env)
 
-    port = reader.get("PORT", "8080", _int_in_range(1, 65535), "an integer from 1 to 65535")
-    host = reader.get("HOST", "0.0.0.0", _non_empty, "a host name or IP address")
-    database_url = reader.optional("DATABASE_URL", _postgres_url, _POSTGRES_EXPECTED, secret_url=True)
-    lock_database_url = reader.optional(
-        "LOCK_DATABASE_URL", _postgres_url, _POSTGRES_EXPECTED, secret_url=True
-    )
-    data_dir = reader.get("DATA_DIR", "data", lambda v: Path(_non_empty(v)), "a directory path")
+    port = reader.get("PORT", "8080", int_in_range(1, 65535), "an integer from 1 to 65535")
+    host = reader.get("HOST", "0.0.0.0", non_empty, "a host name or IP address")
+    database_url = reader.optional("DATABASE_URL", postgres_url, POSTGRES_EXPECTED, secret_url=True)
+    lock_database_url = reader.optional("LOCK_DATABASE_URL", postgres_url, POSTGRES_EXPECTED, secret_url=True)
+    data_dir = reader.get("DATA_DIR", "data", lambda v: Path(non_empty(v)), "a directory path")
     public_base_url = reader.optional(
-        "PUBLIC_BASE_URL", _http_url, "an http(s) URL such as https://example.com"
+        "PUBLIC_BASE_URL", http_url, "an http(s) URL such as https://example.com"
     )
     if public_base_url is None:
         public_base_url = reader.optional(
-            "RENDER_EXTERNAL_URL", _http_url, "an http(s) URL such as https://example.com"
+            "RENDER_EXTERNAL_URL", http_url, "an http(s) URL such as https://example.com"
         )
     if public_base_url is None:
         public_base_url = f"http://localhost:{port}"
-    kie_api_key = reader.optional("KIE_API_KEY", _non_empty, "a non-empty key", secret=True)
+    kie_api_key = reader.optional("KIE_API_KEY", non_empty, "a non-empty key", secret=True)
     kie_base_url = reader.get(
-        "KIE_BASE_URL", DEFAULT_KIE_BASE_URL, _http_url, "an http(s) URL such as https://api.kie.ai"
+        "KIE_BASE_URL", DEFAULT_KIE_BASE_URL, http_url, "an http(s) URL such as https://api.kie.ai"
     )
-    api_keys = reader.get("API_KEYS", "", _key_list, "comma-separated keys", secret=True)
+    api_keys = reader.get("API_KEYS", "", key_list, "comma-separated keys", secret=True)
     telegram_bot_token = reader.optional(
-        "TELEGRAM_BOT_TOKEN", _telegram_token, "a bot token of the form 123456:ABC...", secret=True
+        "TELEGRAM_BOT_TOKEN", telegram_token, "a bot token of the form 123456:ABC...", secret=True
     )
     kie_callback_secret = reader.optional(
-        "KIE_CALLBACK_SECRET", _min_length(16), "at least 16 characters", secret=True
+        "KIE_CALLBACK_SECRET", min_length(16), "at least 16 characters", secret=True
     )
-    kie_webhook_hmac_key = reader.optional("KIE_WEBHOOK_HMAC_KEY", _non_empty, "a non-empty key", secret=True)
+    kie_webhook_hmac_key = reader.optional("KIE_WEBHOOK_HMAC_KEY", non_empty, "a non-empty key", secret=True)
     generation_timeout_s = reader.get(
-        "GENERATION_TIMEOUT_S", "900", _float_in_range(1.0, 86400.0), "seconds from 1 to 86400"
+        "GENERATION_TIMEOUT_S", "900", float_in_range(1.0, 86400.0), "seconds from 1 to 86400"
     )
     kie_create_limit = reader.get(
-        "KIE_CREATE_LIMIT", "20", _int_in_range(1, 10_000), "an integer from 1 to 10000"
+        "KIE_CREATE_LIMIT", "20", int_in_range(1, 10_000), "an integer from 1 to 10000"
     )
     kie_create_window_s = reader.get(
-        "KIE_CREATE_WINDOW_S", "10", _float_in_range(0.1, 3600.0), "seconds from 0.1 to 3600"
+        "KIE_CREATE_WINDOW_S", "10", float_in_range(0.1, 3600.0), "seconds from 0.1 to 3600"
     )
-    kie_status_rps = reader.get(
-        "KIE_STATUS_RPS", "10", _int_in_range(1, 10_000), "an integer from 1 to 10000"
-    )
+    kie_status_rps = reader.get("KIE_STATUS_RPS", "10", int_in_range(1, 10_000), "an integer from 1 to 10000")
     simulator_latency_s = reader.get(
-        "SIMULATOR_LATENCY_S", "3", _float_in_range(0.0, 3600.0), "seconds from 0 to 3600"
+        "SIMULATOR_LATENCY_S", "3", float_in_range(0.0, 3600.0), "seconds from 0 to 3600"
     )
     instance_id = reader.get(
         "INSTANCE_ID",
         env.get("RENDER_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
-        _non_empty,
+        non_empty,
         "a non-empty name",
     )
     leader_lock_name = reader.get(
-        "LEADER_LOCK_NAME", "kie-gateway", _lock_name, "1-100 letters, digits, '-', '_' or '.'"
+        "LEADER_LOCK_NAME", "kie-gateway", lock_name, "1-100 letters, digits, '-', '_' or '.'"
     )
     # At most 8 s: the server drops a silent lock session after about 11 s (its TCP keepalives),
     # and an old leader must have stopped acting before a new one can start.
-    leader_lease_s = reader.get("LEADER_LEASE_S", "5", _float_in_range(2.0, 8.0), "seconds from 2 to 8")
+    leader_lease_s = reader.get("LEADER_LEASE_S", "5", float_in_range(2.0, 8.0), "seconds from 2 to 8")
     log_level = reader.get(
-        "LOG_LEVEL", "INFO", _choice(_LOG_LEVELS, upper=True), "one of " + ", ".join(_LOG_LEVELS)
+        "LOG_LEVEL", "INFO", choice(_LOG_LEVELS, upper=True), "one of " + ", ".join(_LOG_LEVELS)
     )
-    log_format = reader.get("LOG_FORMAT", "auto", _choice(_LOG_FORMATS), "one of " + ", ".join(_LOG_FORMATS))
+    log_format = reader.get("LOG_FORMAT", "auto", choice(_LOG_FORMATS), "one of " + ", ".join(_LOG_FORMATS))
     shutdown_timeout_s = reader.get(
-        "SHUTDOWN_TIMEOUT_S", "5", _float_in_range(0.5, 8.0), "seconds from 0.5 to 8"
+        "SHUTDOWN_TIMEOUT_S", "5", float_in_range(0.5, 8.0), "seconds from 0.5 to 8"
     )
-    db_pool_max_size = reader.get("DB_POOL_MAX_SIZE", "10", _int_in_range(2, 200), "an integer from 2 to 200")
+    db_pool_max_size = reader.get("DB_POOL_MAX_SIZE", "10", int_in_range(2, 200), "an integer from 2 to 200")
     db_connect_timeout_s = reader.get(
-        "DB_CONNECT_TIMEOUT_S", "5", _float_in_range(0.1, 60.0), "seconds from 0.1 to 60"
+        "DB_CONNECT_TIMEOUT_S", "5", float_in_range(0.1, 60.0), "seconds from 0.1 to 60"
     )
     storage = _storage_settings(reader)
     mirror_max_bytes = reader.get(
-        "MIRROR_MAX_BYTES", str(2 * 1024**3), _int_in_range(1, 1024**4), "a number of bytes from 1 to 1 TiB"
+        "MIRROR_MAX_BYTES", str(2 * 1024**3), int_in_range(1, 1024**4), "a number of bytes from 1 to 1 TiB"
     )
     mirror_timeout_s = reader.get(
-        "MIRROR_TIMEOUT_S", "60", _float_in_range(0.1, 3600.0), "seconds from 0.1 to 3600"
+        "MIRROR_TIMEOUT_S", "60", float_in_range(0.1, 3600.0), "seconds from 0.1 to 3600"
     )
     file_url_ttl_s = reader.get(
         "FILE_URL_TTL_S",
         str(7 * 24 * 3600),
-        _float_in_range(60.0, 366 * 24 * 3600.0),
+        float_in_range(60.0, 366 * 24 * 3600.0),
         "seconds from 60 to a year",
     )
 
@@ -224,19 +228,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             api_base=reader.get(
                 "TELEGRAM_API_BASE",
                 "https://api.telegram.org",
-                _http_url,
+                http_url,
                 "an http(s) URL such as https://api.telegram.org",
             ).rstrip("/"),
-            mode=reader.get("TELEGRAM_MODE", "auto", _choice(_TELEGRAM_MODES), "auto, webhook or polling"),
+            mode=reader.get("TELEGRAM_MODE", "auto", choice(TELEGRAM_MODES), "auto, webhook or polling"),
             webhook_secret=reader.optional(
                 "TELEGRAM_WEBHOOK_SECRET",
-                _webhook_secret,
+                webhook_secret,
                 "1 to 256 characters of A-Z, a-z, 0-9, _ and -",
                 secret=True,
             ),
             default_image_model=reader.get(
-                "TELEGRAM_DEFAULT_IMAGE_MODEL", "google/nano-banana", _non_empty, "a model id"
+                "TELEGRAM_DEFAULT_IMAGE_MODEL", "google/nano-banana", non_empty, "a model id"
             ),
+            max_active_per_user=reader.get(
+                "TELEGRAM_MAX_ACTIVE_PER_USER", "2", int_in_range(1, 1000), "an integer from 1 to 1000"
+            ),
+            daily_limit=reader.get(
+                "TELEGRAM_DAILY_LIMIT", "0", int_in_range(0, 1_000_000), "an integer, 0 for no limit"
+            ),
+            allowed_users=reader.get(
+                "TELEGRAM_ALLOWED_USERS", "", user_list, "comma-separated user ids or @usernames"
+            ),
+            admin_ids=reader.get("TELEGRAM_ADMIN_IDS", "", id_list, "comma-separated user ids"),
         ),
         kie_callback_secret=kie_callback_secret,
         kie_webhook_hmac_key=kie_webhook_hmac_key,
@@ -264,8 +278,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 _STORAGE_EXPECTED = "unset (local disk under DATA_DIR/files), none, or s3://bucket/optional/prefix"
 
 
-def _storage_settings(reader: _Reader) -> StorageSettings:
-    url = reader.optional("STORAGE_URL", _storage_url, _STORAGE_EXPECTED)
+def _storage_settings(reader: Reader) -> StorageSettings:
+    url = reader.optional("STORAGE_URL", storage_url, _STORAGE_EXPECTED)
     if url is None:
         return StorageSettings("local")
     if url == "none":
@@ -276,175 +290,14 @@ def _storage_settings(reader: _Reader) -> StorageSettings:
         bucket=parts.netloc,
         prefix=parts.path.strip("/"),
         endpoint_url=reader.optional(
-            "S3_ENDPOINT_URL", _http_url, "an http(s) URL such as https://s3.example.com"
+            "S3_ENDPOINT_URL", http_url, "an http(s) URL such as https://s3.example.com"
         ),
-        region=reader.optional("AWS_REGION", _non_empty, "a region name such as us-east-1"),
-        access_key_id=reader.optional("AWS_ACCESS_KEY_ID", _non_empty, "a non-empty key id", secret=True),
+        region=reader.optional("AWS_REGION", non_empty, "a region name such as us-east-1"),
+        access_key_id=reader.optional("AWS_ACCESS_KEY_ID", non_empty, "a non-empty key id", secret=True),
         secret_access_key=reader.optional(
-            "AWS_SECRET_ACCESS_KEY", _non_empty, "a non-empty secret key", secret=True
+            "AWS_SECRET_ACCESS_KEY", non_empty, "a non-empty secret key", secret=True
         ),
     )
 
 
-_POSTGRES_EXPECTED = "a PostgreSQL URL such as postgresql://user:password@host:5432/dbname"
-
-
-class _Reader:
-    """Reads one variable at a time and turns a parse failure into a ConfigError."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def get(
-        self,
-        name: str,
-        default: str,
-        parse: Callable[[str], T],
-        expected: str,
-        *,
-        secret: bool = False,
-        secret_url: bool = False,
-    ) -> T:
-        raw = self._env.get(name)
-        if raw is None or raw.strip() == "":
-            raw = default
-        return self._parse(name, raw.strip(), parse, expected, secret, secret_url)
-
-    def optional(
-        self,
-        name: str,
-        parse: Callable[[str], T],
-        expected: str,
-        *,
-        secret: bool = False,
-        secret_url: bool = False,
-    ) -> T | None:
-        raw = self._env.get(name)
-        if raw is None or raw.strip() == "":
-            return None
-        return self._parse(name, raw.strip(), parse, expected, secret, secret_url)
-
-    @staticmethod
-    def _parse(
-        name: str,
-        raw: str,
-        parse: Callable[[str], T],
-        expected: str,
-        secret: bool,
-        secret_url: bool,
-    ) -> T:
-        try:
-            return parse(raw)
-        except (ValueError, TypeError):
-            if secret:
-                shown = "<redacted>"
-            elif secret_url:
-                shown = repr(redact_url(raw))
-            else:
-                shown = repr(raw)
-            raise ConfigError(name, shown, expected) from None
-
-
-def _non_empty(value: str) -> str:
-    if not value:
-        raise ValueError("empty")
-    return value
-
-
-def _min_length(length: int) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if len(value) < length:
-            raise ValueError("too short")
-        return value
-
-    return parse
-
-
-def _int_in_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        number = int(value, 10)
-        if not low <= number <= high:
-            raise ValueError("out of range")
-        return number
-
-    return parse
-
-
-def _float_in_range(low: float, high: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        number = float(value)
-        if not low <= number <= high:  # also rejects NaN
-            raise ValueError("out of range")
-        return number
-
-    return parse
-
-
-def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        value = value.upper() if upper else value.lower()
-        if value not in options:
-            raise ValueError("not an option")
-        return value
-
-    return parse
-
-
-def _postgres_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in _POSTGRES_SCHEMES:
-        raise ValueError("not a postgres URL")
-    # A unix-socket URL (postgresql://user@/db?host=/run/pg) has no netloc host but names one in the query.
-    if not parts.hostname and "host=" not in parts.query:
-        raise ValueError("no host")
-    if parts.port is None and parts.netloc.endswith(":"):
-        raise ValueError("empty port")
-    return value
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http URL")
-    return value
-
-
-def _key_list(value: str) -> tuple[str, ...]:
-    keys = tuple(key.strip() for key in value.split(",") if key.strip())
-    if any(len(key) < 8 for key in keys):
-        raise ValueError("key too short")
-    return keys
-
-
-def _storage_url(value: str) -> str:
-    if value.lower() == "none":
-        return "none"
-    parts = urlsplit(value)
-    # S3 bucket names: 3-63 of lower-case letters, digits, dots and hyphens.
-    if parts.scheme != "s3" or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parts.netloc or ""):
-        raise ValueError("not a storage URL")
-    if parts.query or parts.fragment:
-        raise ValueError("no query or fragment")
-    return value
-
-
-def _lock_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value):
-        raise ValueError("bad lock name")
-    return value
-
-
-_TELEGRAM_MODES = ("auto", "webhook", "polling")
-
-
-def _webhook_secret(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
-        raise ValueError("bad secret token")
-    return value
-
-
-def _telegram_token(value: str) -> str:
-    bot_id, sep, secret = value.partition(":")
-    if not sep or not bot_id.isdigit() or len(secret) < 20:
-        raise ValueError("not a bot token")
-    return value
+__all__ = ["ConfigError", "Settings", "StorageSettings", "TelegramSettings", "load_settings"]

@@ -135,7 +135,7 @@ def build_runtime(
         # Imported here: aiogram is a large import, and only a configured bot needs it.
         from app.telegram.assembly import build_telegram
 
-        telegram = build_telegram(settings, database, notifications, generations, catalog, storage)
+        telegram = build_telegram(settings, database, notifications, generations, catalog, storage, kie)
         leader.run_when_active("telegram_transport", telegram.transport.run)
         leader.run_when_active("telegram_delivery", telegram.delivery.run)
     return Runtime(

@@ -22,7 +22,7 @@ _TERMINAL = sql_list(TERMINAL)
 _SUCCEEDED = sql_list((State.SUCCEEDED,))
 
 _INSERT = """
-INSERT INTO telegram_deliveries (generation_id, chat_id) VALUES ($1, $2)
+INSERT INTO telegram_deliveries (generation_id, chat_id, lang) VALUES ($1, $2, $3)
 ON CONFLICT (generation_id, chat_id) DO NOTHING
 """
 
@@ -101,6 +101,7 @@ class Delivery:
     status_text: str | None
     message_ids: list[int]
     outcome: str | None = None  # after a claim: "unknown" when the previous send may have arrived
+    lang: str = "en"
 
 
 def _delivery(r: asyncpg.Record) -> Delivery:
@@ -113,12 +114,13 @@ def _delivery(r: asyncpg.Record) -> Delivery:
         r["status_text"],
         list(r["message_ids"] or []),
         r["outcome"],
+        r["lang"],
     )
 
 
-async def insert(conn: Executor, generation_id: uuid.UUID, chat_id: int) -> None:
-    """This chat gets the generation's result (a second insert is a no-op)."""
-    await conn.execute(_INSERT, generation_id, chat_id)
+async def insert(conn: Executor, generation_id: uuid.UUID, chat_id: int, lang: str = "en") -> None:
+    """This chat gets the generation's result, in ``lang`` (a second insert is a no-op)."""
+    await conn.execute(_INSERT, generation_id, chat_id, lang)
 
 
 async def set_status_message(

@@ -10,12 +10,16 @@ from app.db.notifications import Notifications
 from app.generations.service import GenerationService
 from app.health.telegram import TelegramProbe
 from app.kie.catalog import Catalog
+from app.kie.client import KieClient
 from app.storage.parts import FileStorage
+from app.telegram.access import AccessAndLanguage, make_admin_router
 from app.telegram.bot import make_bot, webhook_secret
-from app.telegram.commands import make_router
+from app.telegram.commands import make_router as make_commands_router
+from app.telegram.context import BotContext
 from app.telegram.conversations import AdvisoryLockIsolation, PostgresStorage
 from app.telegram.delivery import ResultDelivery
 from app.telegram.inbox import UpdateInbox
+from app.telegram.menus import make_router as make_menus_router
 from app.telegram.parts import TelegramBot
 from app.telegram.processor import UpdateProcessor
 from app.telegram.starter import GenerationStarter
@@ -29,6 +33,7 @@ def build_telegram(
     generations: GenerationService,
     catalog: Catalog,
     storage: FileStorage,
+    kie: KieClient | None = None,
 ) -> TelegramBot:
     """Every part of the bot, connected; nothing is started."""
     config = settings.telegram
@@ -36,9 +41,25 @@ def build_telegram(
     dispatcher = Dispatcher(
         storage=PostgresStorage(database), events_isolation=AdvisoryLockIsolation(database)
     )
-    dispatcher.include_router(make_router())
-    dispatcher["catalog"] = catalog
-    dispatcher["starter"] = GenerationStarter(database, generations, catalog, config.default_image_model)
+    starter = GenerationStarter(database, generations, catalog, config)
+    ctx = BotContext(
+        settings=config,
+        database=database,
+        catalog=catalog,
+        generations=generations,
+        starter=starter,
+        uploads=storage.uploads,
+        links=storage.links,
+        store=storage.store,
+        kie=kie,
+    )
+    access = AccessAndLanguage(ctx)
+    dispatcher.message.outer_middleware(access)
+    dispatcher.callback_query.outer_middleware(access)
+    dispatcher.include_router(make_admin_router(config.admin_ids))
+    dispatcher.include_router(make_commands_router())
+    dispatcher.include_router(make_menus_router())
+    dispatcher["ctx"] = ctx
     inbox = UpdateInbox(database)
     mode = config.resolved_mode(settings.public_base_url)
     secret = webhook_secret(config)

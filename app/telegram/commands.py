@@ -1,103 +1,83 @@
-"""The bot's commands (part 1): /start, /help, /models, /generate <model> <prompt>, /imagine <prompt>.
+"""The typed commands: /models (the catalog by output kind), /generate <model id> <prompt> and
+/imagine <prompt> (``TELEGRAM_DEFAULT_IMAGE_MODEL``), each started with the model's defaults.
 
-Handlers get their parts from the dispatcher's workflow data (``starter``, ``catalog``), and a
-retried update can never start a second generation: the idempotency key is the update's id.
+A retried update can never start a second generation: the idempotency key is the message.
 """
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
 
-from app.kie.catalog import Catalog, InvalidInputError, UnknownModelError
-from app.telegram import texts
-from app.telegram.starter import GenerationStarter, NeedsMoreInput
-
-_KINDS = ("image", "video", "audio")
-
-
-def _kinds_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(text=texts.KIND_TITLES[kind], callback_data=f"kind:{kind}")
-                for kind in _KINDS
-            ]
-        ]
-    )
+from app.kie.catalog import InvalidInputError, UnknownModelError
+from app.telegram import keyboards
+from app.telegram.context import KINDS, BotContext
+from app.telegram.i18n import t
+from app.telegram.starter import LimitReached, NeedsMoreInput
 
 
-async def start(message: Message) -> None:
-    """A short welcome with the output kinds."""
-    await message.answer(texts.WELCOME, reply_markup=_kinds_keyboard())
-
-
-async def help_(message: Message) -> None:
-    """What the commands do."""
-    await message.answer(texts.HELP)
-
-
-def models_text(catalog: Catalog, kinds: tuple[str, ...] = _KINDS) -> str:
+def models_text(ctx: BotContext, lang: str, kinds: tuple[str, ...] = KINDS) -> str:
     """The catalog grouped by output kind: one line per model."""
     lines: list[str] = []
     for kind in kinds:
-        models = [m for m in catalog.models() if m.output == kind]
-        if not models:
-            continue
-        lines.append(texts.KIND_TITLES.get(kind, kind))
-        lines.extend(f"  {model.id}: {model.title}" for model in models)
-        lines.append("")
+        models = ctx.models_of(kind)
+        if models:
+            lines.append(t(lang, f"kind.{kind}"))
+            lines.extend(f"  {model.id}: {model.title}" for _, model in models)
+            lines.append("")
     return "\n".join(lines).strip()
 
 
-async def models(message: Message, catalog: Catalog) -> None:
-    """The catalog grouped by output kind."""
-    for chunk in _chunks(models_text(catalog)):
+async def models(message: Message, ctx: BotContext, lang: str) -> None:
+    """/models."""
+    for chunk in _chunks(models_text(ctx, lang)):
         await message.answer(chunk)
 
 
-async def kind(query: CallbackQuery, catalog: Catalog) -> None:
-    """A kind button from /start: that kind's models."""
-    chosen = (query.data or "").split(":", 1)[1]
-    await query.answer()
-    if chosen in _KINDS and isinstance(query.message, Message):
-        for chunk in _chunks(models_text(catalog, (chosen,))):
-            await query.message.answer(chunk)
-
-
-async def generate(
-    message: Message, command: CommandObject, starter: GenerationStarter, catalog: Catalog
-) -> None:
-    """``/generate <model id> <prompt>``: that model with its defaults."""
+async def generate(message: Message, command: CommandObject, ctx: BotContext, bot: Bot, lang: str) -> None:
+    """``/generate <model id> <prompt>``."""
     model_id, _, prompt = (command.args or "").strip().partition(" ")
-    example = next((m.id for m in catalog.models() if m.output == "image"), "google/nano-banana")
     if not model_id or not prompt.strip():
-        await message.answer(texts.USAGE_GENERATE.format(example=example))
+        example = next((m.id for _, m in ctx.models_of("image")), "google/nano-banana")
+        await message.answer(t(lang, "usage.generate", example=example))
         return
-    await _start(message, starter, model_id, prompt.strip())
+    await _start(message, ctx, bot, lang, model_id, prompt.strip())
 
 
-async def imagine(message: Message, command: CommandObject, starter: GenerationStarter) -> None:
-    """``/imagine <prompt>``: the default image model."""
+async def imagine(message: Message, command: CommandObject, ctx: BotContext, bot: Bot, lang: str) -> None:
+    """``/imagine <prompt>``."""
     prompt = (command.args or "").strip()
     if not prompt:
-        await message.answer(texts.USAGE_IMAGINE)
+        await message.answer(t(lang, "usage.imagine"))
         return
-    await _start(message, starter, starter.default_image_model, prompt)
+    await _start(message, ctx, bot, lang, ctx.starter.default_image_model, prompt)
 
 
-async def _start(message: Message, starter: GenerationStarter, model_id: str, prompt: str) -> None:
+async def _start(message: Message, ctx: BotContext, bot: Bot, lang: str, model_id: str, prompt: str) -> None:
     if message.from_user is None:
         return
     try:
-        await starter.start(message, model_id, prompt)
+        model, input = ctx.starter.prompt_input(model_id, prompt)
+        await ctx.starter.check_limits(message.from_user.id, lang)
+        await ctx.starter.start(
+            bot,
+            chat_id=message.chat.id,
+            user_id=message.from_user.id,
+            model=model,
+            input=input,
+            # The message, not the update: the same message retried or redelivered is one request.
+            idempotency_key=f"telegram:{message.chat.id}:{message.message_id}",
+            lang=lang,
+        )
     except UnknownModelError:
-        await message.answer(texts.UNKNOWN_MODEL.format(model=model_id))
+        await message.answer(t(lang, "unknown_model", model=model_id), reply_markup=keyboards.main_menu(lang))
     except NeedsMoreInput as exc:
-        await message.answer(texts.NEEDS_MORE.format(model=model_id, fields=", ".join(exc.fields)))
+        await message.answer(t(lang, "needs_more", model=model_id, fields=", ".join(exc.fields)))
     except InvalidInputError as exc:
-        await message.answer(texts.INVALID_INPUT.format(message=f"{exc.field}: {exc.reason}"))
+        await message.answer(t(lang, "invalid", message=f"{exc.field}: {exc.reason}"))
+    except LimitReached as exc:
+        await message.answer(exc.message)
 
 
 def _chunks(text: str, limit: int = 4000) -> list[str]:
@@ -115,12 +95,9 @@ def _chunks(text: str, limit: int = 4000) -> list[str]:
 
 
 def make_router() -> Router:
-    """The commands, on a router of their own (one per dispatcher)."""
+    """The typed commands, on a router of their own (one per dispatcher)."""
     router = Router(name="commands")
-    router.message.register(start, CommandStart())
-    router.message.register(help_, Command("help"))
     router.message.register(models, Command("models"))
-    router.callback_query.register(kind, F.data.startswith("kind:"))
     router.message.register(generate, Command("generate"))
     router.message.register(imagine, Command("imagine"))
     return router

@@ -30,6 +30,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import (
+    InlineKeyboardMarkup,
     InputFile,
     InputMediaAudio,
     InputMediaDocument,
@@ -53,7 +54,8 @@ from app.redaction import describe_error
 from app.states import State
 from app.storage.signing import FileLinks
 from app.storage.store import Store
-from app.telegram import texts
+from app.telegram.i18n import t
+from app.telegram.keyboards import result_keyboard
 from app.telegram.limits import SendLimits
 
 log = get_logger(__name__)
@@ -201,8 +203,8 @@ class ResultDelivery:
         generation = await self._generations.get(generation_id)
         if generation is None or generation.terminal:
             return  # the delivery itself replaces the status
-        text = status_text(generation)
         for delivery in waiting:
+            text = status_text(generation, delivery.lang)
             if delivery.status_message_id is None or delivery.status_text == text:
                 continue
             await self._limits.wait(delivery.chat_id)
@@ -287,11 +289,13 @@ class ResultDelivery:
     async def _send(self, delivery: outbox.Delivery, generation: Generation) -> tuple[list[int], str]:
         chat_id = delivery.chat_id
         if generation.state is not State.SUCCEEDED:
-            return await self._say(delivery, status_text(generation)), "notified"
+            return await self._say(delivery, status_text(generation, delivery.lang)), "notified"
         results = self._results(generation)
-        caption = texts.STATUS_DONE.format(model=generation.model)
+        lang = delivery.lang
+        caption = t(lang, "status.done", model=generation.model)
+        buttons = result_keyboard(lang, generation.id)
         if not results:
-            return await self._say(delivery, caption), "notified"
+            return await self._say(delivery, caption, buttons), "notified"
         if len(results) > 1 and all(kind == "photo" for kind, _, _ in results):
             await self._limits.wait(chat_id)
             group = [
@@ -299,27 +303,28 @@ class ResultDelivery:
                 for index, (_, media, _) in enumerate(results[:10])
             ]
             sent = await self._bot.send_media_group(chat_id, media=group)  # type: ignore[arg-type]
-            await self._say(delivery, caption)
+            await self._say(delivery, caption, buttons)  # an album takes no buttons: its status does
             return [m.message_id for m in sent], "group"
         ids: list[int] = []
         for index, (kind, media, link) in enumerate(results):
             if link is not None:
-                ids += await self._say(delivery, texts.RESULT_LINK.format(model=generation.model, url=link))
+                ids += await self._say(delivery, t(lang, "result.link", model=generation.model, url=link))
                 continue
             item = _input_media(kind, media, caption if index == 0 else None)
             try:
+                markup = buttons if index == 0 else None
                 if index == 0 and delivery.status_message_id is not None:
-                    ids.append(await self._edit_into(delivery, item))
+                    ids.append(await self._edit_into(delivery, item, markup))
                 else:
                     await self._limits.wait(chat_id)
-                    message = await _send_media(self._bot, chat_id, kind, media, item.caption)
+                    message = await send_media(self._bot, chat_id, kind, media, item.caption, markup)
                     ids.append(message.message_id)
             except TelegramBadRequest as exc:
                 # Telegram could not fetch or take a link (too large for it, or gone): the link
                 # itself, in words, is the fallback. Files we upload never take this path.
                 if not isinstance(media, str) or "message is not modified" in exc.message:
                     raise
-                ids += await self._say(delivery, texts.RESULT_LINK.format(model=generation.model, url=media))
+                ids += await self._say(delivery, t(lang, "result.link", model=generation.model, url=media))
         return ids, "edited" if delivery.status_message_id is not None else "sent"
 
     def _results(self, generation: Generation) -> list[tuple[str, Any, str | None]]:
@@ -348,12 +353,17 @@ class ResultDelivery:
         except LookupError:
             return ""
 
-    async def _edit_into(self, delivery: outbox.Delivery, media: Media) -> int:
+    async def _edit_into(
+        self, delivery: outbox.Delivery, media: Media, markup: InlineKeyboardMarkup | None
+    ) -> int:
         assert delivery.status_message_id is not None
         await self._limits.wait(delivery.chat_id)
         try:
             await self._bot.edit_message_media(
-                media=media, chat_id=delivery.chat_id, message_id=delivery.status_message_id
+                media=media,
+                chat_id=delivery.chat_id,
+                message_id=delivery.status_message_id,
+                reply_markup=markup,
             )
         except TelegramBadRequest as exc:
             if "message is not modified" in exc.message:
@@ -361,16 +371,23 @@ class ResultDelivery:
             if "message to edit not found" not in exc.message and "can't be edited" not in exc.message:
                 raise
             # The status message is gone (deleted by the user): a new message instead.
-            message = await _send_media(self._bot, delivery.chat_id, _kind(media), media.media, media.caption)
+            message = await send_media(
+                self._bot, delivery.chat_id, _kind(media), media.media, media.caption, markup
+            )
             return int(message.message_id)
         return delivery.status_message_id
 
-    async def _say(self, delivery: outbox.Delivery, text: str) -> list[int]:
+    async def _say(
+        self, delivery: outbox.Delivery, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> list[int]:
         await self._limits.wait(delivery.chat_id)
         if delivery.status_message_id is not None:
             try:
                 await self._bot.edit_message_text(
-                    text=text, chat_id=delivery.chat_id, message_id=delivery.status_message_id
+                    text=text,
+                    chat_id=delivery.chat_id,
+                    message_id=delivery.status_message_id,
+                    reply_markup=markup,
                 )
                 return [delivery.status_message_id]
             except TelegramBadRequest as exc:
@@ -378,30 +395,20 @@ class ResultDelivery:
                     return [delivery.status_message_id]
                 if "message to edit not found" not in exc.message:
                     raise
-        message = await self._bot.send_message(delivery.chat_id, text)
+        message = await self._bot.send_message(delivery.chat_id, text, reply_markup=markup)
         return [message.message_id]
 
 
-def status_text(generation: Generation) -> str:
-    """What the status message says for the generation's current state."""
+def status_text(generation: Generation, lang: str = "en") -> str:
+    """What the status message says for the generation's current state, in ``lang``."""
     model = generation.model
     state = generation.state
-    if state is State.QUEUED:
-        return texts.STATUS_QUEUED.format(model=model)
-    if state is State.SUBMITTED:
-        return texts.STATUS_SUBMITTED.format(model=model)
-    if state is State.RUNNING:
-        if generation.progress:
-            percent = round(float(generation.progress) * 100)
-            return texts.STATUS_RUNNING_PROGRESS.format(model=model, percent=percent)
-        return texts.STATUS_RUNNING.format(model=model)
-    if state is State.SUCCEEDED:
-        return texts.STATUS_DONE.format(model=model)
-    if state is State.TIMED_OUT:
-        return texts.STATUS_TIMED_OUT.format(model=model)
-    if state is State.CANCELED:
-        return texts.STATUS_CANCELED.format(model=model)
-    return texts.STATUS_FAILED.format(model=model, reason=generation.error or "KIE reported a failure.")
+    if state is State.RUNNING and generation.progress:
+        percent = round(float(generation.progress) * 100)
+        return t(lang, "status.running_progress", model=model, percent=percent)
+    if state is State.FAILED:
+        return t(lang, "status.failed", model=model, reason=generation.error or "KIE reported a failure.")
+    return t(lang, f"status.{state.value}" if state is not State.SUCCEEDED else "status.done", model=model)
 
 
 def _input_media(kind: str, media: Any, caption: str | None) -> Media:
@@ -424,11 +431,19 @@ def _kind(media: Media) -> str:
     return "document"
 
 
-async def _send_media(bot: Bot, chat_id: int, kind: str, media: Any, caption: str | None) -> Any:
+async def send_media(
+    bot: Bot,
+    chat_id: int,
+    kind: str,
+    media: Any,
+    caption: str | None,
+    markup: InlineKeyboardMarkup | None = None,
+) -> Any:
+    """Send one result as a new message of its kind."""
     if kind == "photo":
-        return await bot.send_photo(chat_id, media, caption=caption)
+        return await bot.send_photo(chat_id, media, caption=caption, reply_markup=markup)
     if kind == "video":
-        return await bot.send_video(chat_id, media, caption=caption)
+        return await bot.send_video(chat_id, media, caption=caption, reply_markup=markup)
     if kind == "audio":
-        return await bot.send_audio(chat_id, media, caption=caption)
-    return await bot.send_document(chat_id, media, caption=caption)
+        return await bot.send_audio(chat_id, media, caption=caption, reply_markup=markup)
+    return await bot.send_document(chat_id, media, caption=caption, reply_markup=markup)

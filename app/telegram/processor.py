@@ -20,7 +20,7 @@ from app.logs import get_logger
 from app.metrics import TELEGRAM_INBOX_DEPTH, TELEGRAM_INBOX_OLDEST, TELEGRAM_UPDATES
 from app.random_ids import random_hex
 from app.redaction import describe_error
-from app.telegram import texts
+from app.telegram.i18n import language_for, t
 from app.telegram.updates import chat_of
 
 log = get_logger(__name__)
@@ -116,7 +116,7 @@ class UpdateProcessor:
         if chat_id is None:
             return
         try:
-            await self._bot.send_message(chat_id, texts.APOLOGY)
+            await self._bot.send_message(chat_id, t(_language_of(stored.payload), "apology"))
         except Exception as exc:  # the apology is a courtesy: the update is already marked failed
             log.warning("telegram.apology_failed", update_id=stored.update_id, error=describe_error(exc))
 
@@ -130,3 +130,12 @@ class UpdateProcessor:
         depth, oldest = await db.depth(pool)
         TELEGRAM_INBOX_DEPTH.set(depth)
         TELEGRAM_INBOX_OLDEST.set(oldest)
+
+
+def _language_of(update: dict[str, object]) -> str:
+    """The sender's language, from the raw update (its message or button press)."""
+    for kind in ("message", "edited_message", "callback_query"):
+        event = update.get(kind)
+        if isinstance(event, dict) and isinstance(event.get("from"), dict):
+            return language_for(str(event["from"].get("language_code") or ""))
+    return "en"
