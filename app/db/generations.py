@@ -86,6 +86,18 @@ WITH due AS (
 SELECT id, pg_notify($2, id::text) FROM due
 """  # noqa: S608
 
+# Not updated_at: nothing about the generation changed, only when it is looked at next.
+_CHECK_EARLY = f"""
+WITH due AS (
+    UPDATE generations SET next_check_at = now(), early_check_at = now()
+    WHERE id = $1 AND state IN ({_AT_KIE})
+      AND next_check_at > now() + make_interval(secs => $2)
+      AND (early_check_at IS NULL OR early_check_at < now() - make_interval(secs => $3))
+    RETURNING id
+)
+SELECT id, pg_notify($4, id::text) FROM due
+"""  # noqa: S608
+
 _INSERT_IDEMPOTENT = """
 INSERT INTO generations (id, owner, source, model, family, input, idempotency_key, deadline_at)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now() + make_interval(secs => $8))
@@ -279,6 +291,12 @@ async def mark_due_many(conn: Conn, generation_ids: list[uuid.UUID]) -> list[uui
     if not generation_ids:
         return []
     return [row["id"] for row in await conn.fetch(_MARK_DUE_MANY, generation_ids, DUE_CHANNEL)]
+
+
+async def check_early(conn: Executor, generation_id: uuid.UUID, *, ahead_s: float, every_s: float) -> bool:
+    """Make a generation at KIE due now when its next check is more than ``ahead_s`` away, at most
+    once every ``every_s``; True when it did (and woke the poller)."""
+    return await conn.fetchrow(_CHECK_EARLY, generation_id, ahead_s, every_s, DUE_CHANNEL) is not None
 
 
 async def insert_idempotent(

@@ -31,6 +31,10 @@ from app.states import State, Transition
 log = get_logger(__name__)
 
 _FALLBACK_TICK_S = 1.0
+# Reconcile on read: an open generation whose next check is further away than this is checked now,
+# at most once per _EARLY_EVERY_S, so a user who looks at a stale one gets the truth quickly.
+_EARLY_AHEAD_S = 3.0
+_EARLY_EVERY_S = 10.0
 _CANCELED_BY_USER = "canceled by the user"
 
 
@@ -112,6 +116,14 @@ class GenerationService:
         if generation is None or (owner is not None and generation.owner != owner):
             return None
         return generation
+
+    async def reconcile(self, generation: Generation) -> bool:
+        """A reader looks at an open generation: make it due for a status check now (bounded)."""
+        if generation.terminal:
+            return False
+        return await db.check_early(
+            self._database.require_pool(), generation.id, ahead_s=_EARLY_AHEAD_S, every_s=_EARLY_EVERY_S
+        )
 
     async def list(
         self,

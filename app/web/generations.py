@@ -26,7 +26,7 @@ from app.states import State
 from app.web.auth import OWNER
 from app.web.errors import json_error
 from app.web.keys import runtime_of
-from app.web.params import BadParameter, bounded_float, not_found, path_uuid
+from app.web.params import BadParameter, bounded_float, not_found, nul_error, nul_path, path_uuid
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,6 +68,8 @@ async def create_generation(request: web.Request) -> web.Response:
         body = None
     if not isinstance(body, dict):
         return json_error(422, "invalid_input", "the body must be a JSON object", field="body")
+    if (field := nul_path(body, "")) is not None:
+        return nul_error(field)
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:
         return json_error(422, "invalid_input", "model is required (see GET /api/v1/models)", field="model")
@@ -137,9 +139,10 @@ async def list_generations(request: web.Request) -> web.Response:
 async def get_generation(request: web.Request) -> web.Response:
     """One generation; 404 when unknown (or another key's). ?wait=N waits up to N s for the end."""
     generation = await _owned_generation(request)
+    service = runtime_of(request.app).generations
+    await service.reconcile(generation)
     wait = bounded_float(request, "wait", low=0.0, high=_MAX_WAIT_S, default=0.0)
     if wait > 0 and not generation.terminal:
-        service = runtime_of(request.app).generations
         generation = await service.wait_for_terminal(generation.id, wait) or generation
     return _json(generation_json(generation, runtime_of(request.app).file_links))
 

@@ -14,7 +14,7 @@ from app.random_ids import random_hex
 from app.web.auth import authenticate
 from app.web.errors import json_error
 from app.web.keys import RUNTIME
-from app.web.params import BadParameter
+from app.web.params import BadParameter, reject_nul_in_query
 from app.web.routes import WIRING_WAIT_S, starting
 
 log = get_logger(__name__)
@@ -57,6 +57,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     route = _route_of(request)
     try:
         denied = await _check_api_key(request) if request.path.startswith(API_PREFIX) else None
+        if denied is None and request.path.startswith(API_PREFIX) and request.query_string:
+            denied = reject_nul_in_query(request)
         response = denied if denied is not None else await handler(request)
     except BadParameter as exc:
         response = exc.response

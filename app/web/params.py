@@ -4,6 +4,7 @@ error naming it."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -37,3 +38,37 @@ def bounded_float(request: web.Request, name: str, *, low: float, high: float, d
         return max(low, min(high, float(request.query.get(name, str(default)))))
     except ValueError:
         return default
+
+
+def nul_path(value: Any, path: str) -> str | None:
+    """The dotted path of the first text in ``value`` (a JSON document) holding a NUL, or None.
+
+    PostgreSQL's text and jsonb reject NUL, so such input is refused up front, naming the field.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return child
+            if (found := nul_path(item, child)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
+
+
+def nul_error(field: str) -> web.Response:
+    """The 422 for a text holding a NUL character."""
+    return json_error(422, "invalid_input", f"{field} must not contain a NUL character", field=field)
+
+
+def reject_nul_in_query(request: web.Request) -> web.Response | None:
+    """A 422 naming the first query parameter holding a NUL character, or None."""
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            return nul_error(name.replace("\x00", "\\0"))
+    return None

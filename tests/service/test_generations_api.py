@@ -904,3 +904,27 @@ async def test_an_oversized_body_is_a_json_error(stack: Stack) -> None:
     )
     assert_json_error(reply, 413)
     assert await row_count(stack, "SELECT count(*) FROM generations") == 0
+
+
+async def test_a_nul_character_in_any_text_is_a_422_naming_the_field(stack: Stack) -> None:
+    # PostgreSQL rejects NUL in text and jsonb: refused up front, never a 500 and never stored.
+    for query in ({"model": "a\x00b"}, {"state": "queued\x00"}, {"cursor": "\x00"}):
+        status, body = await stack.api("GET", "/api/v1/generations", params=query)
+        [name] = query
+        assert status == 422 and body["error"] == "invalid_input" and body["field"] == name, body
+    status, body = await stack.api("GET", "/api/v1/models", params={"x\x00": "1"})
+    assert status == 422 and body["field"] == "x\\0", body
+    model = catalog_model("google/nano-banana")
+    cases = [
+        ({"model": model.id, "input": {"prompt": "a cat\x00"}}, "input.prompt"),
+        ({"model": "google/nano\x00banana", "input": {"prompt": "a cat"}}, "model"),
+        (
+            {"model": model.id, "input": {"prompt": "a cat", "image_urls": ["https://x/\x00.png"]}},
+            "input.image_urls[0]",
+        ),
+        ({"model": model.id, "input": {"prompt\x00": "a cat"}}, "input.prompt\x00"),
+    ]
+    for payload, field in cases:
+        status, body = await stack.api("POST", "/api/v1/generations", json=payload)
+        assert status == 422 and body["field"] == field, (payload, body)
+    assert await stack.pool.fetchval("SELECT count(*) FROM generations") == 0
