@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db.database import Database
 from app.db.notifications import Notifications
 from app.db.settings import SharedSecret
+from app.generations.events import EventHub
 from app.generations.service import GenerationService
 from app.health.kie import KieProbe
 from app.kie.client import KieClient
@@ -44,6 +45,7 @@ class Runtime:
     storage: FileStorage
     api_keys: tuple[str, ...]
     fail: Callable[[BaseException], None]  # stop the process with an error (a part cannot go on)
+    events: EventHub
     telegram: TelegramBot | None = None  # None: no TELEGRAM_BOT_TOKEN
     version: str = __version__
 

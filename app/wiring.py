@@ -32,6 +32,7 @@ from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
 from app.db.notifications import Notifications
 from app.db.settings import SharedSecret
 from app.db.telegram_updates import UPDATES_CHANNEL
+from app.generations.events import EventHub
 from app.generations.poller import Poller
 from app.generations.service import GenerationService
 from app.generations.submitter import Submitter
@@ -153,6 +154,7 @@ def build_runtime(
         storage=storage,
         api_keys=settings.api_keys,
         fail=fail,
+        events=EventHub(notifications, generations),
         telegram=telegram,
     )
 
@@ -319,6 +321,8 @@ async def _callbacks(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(
             supervise("callbacks.apply", runtime.callback_applier.run), name="callbacks.apply"
         ),
+        # Live followers (WebSocket) on this instance hear of every change, wherever it was made.
+        asyncio.create_task(supervise("events.hub", runtime.events.run), name="events.hub"),
     ]
     try:
         yield

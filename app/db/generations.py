@@ -116,6 +116,10 @@ ORDER BY created_at DESC, id DESC
 LIMIT $6
 """
 
+_CHANGED_SINCE = """
+SELECT * FROM generations WHERE owner = $1 AND updated_at > $2 ORDER BY updated_at, id LIMIT $3
+"""
+
 _CLAIM_QUEUED = f"""
 UPDATE generations SET submitting_at = now(), attempts = attempts + 1, updated_at = now()
 WHERE id IN (
@@ -347,6 +351,11 @@ async def list_generations(
     created, last_id = before if before else (None, None)
     rows = await conn.fetch(_LIST, owner, state.value if state else None, model, created, last_id, limit)
     return [Generation.from_row(row) for row in rows]
+
+
+async def changed_since(conn: Executor, owner: str, since: datetime, limit: int) -> list[Generation]:
+    """The owner's generations changed after ``since``, oldest change first."""
+    return [Generation.from_row(row) for row in await conn.fetch(_CHANGED_SINCE, owner, since, limit)]
 
 
 async def claim_queued(conn: Conn, limit: int) -> list[Generation]:

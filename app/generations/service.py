@@ -10,6 +10,7 @@ timeout.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -138,6 +139,10 @@ class GenerationService:
         return await db.list_generations(
             self._database.require_pool(), owner=owner, state=state, model=model, before=before, limit=limit
         )
+
+    async def changed_since(self, owner: str, since: datetime, limit: int = 100) -> builtins.list[Generation]:
+        """The owner's generations changed after ``since`` (what a reconnecting follower missed)."""
+        return await db.changed_since(self._database.require_pool(), owner, since, limit)
 
     async def wait_for_terminal(self, generation_id: uuid.UUID, timeout: float) -> Generation | None:
         """The generation once terminal, or as it is when ``timeout`` runs out; never hangs."""

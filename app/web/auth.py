@@ -15,6 +15,7 @@ from app.api_keys import owner_of
 from app.web.errors import json_error
 
 OWNER = web.RequestKey("owner", str)
+QUERY_KEY_PATHS = frozenset({"/api/v1/ws"})
 
 
 def authenticate(request: web.Request, keys: Sequence[str]) -> web.Response | None:
@@ -23,6 +24,9 @@ def authenticate(request: web.Request, keys: Sequence[str]) -> web.Response | No
     On success the request's owner (``request[OWNER]``) is set.
     """
     given = request.headers.get("X-API-Key", "")
+    if not given and request.path in QUERY_KEY_PATHS:
+        # Browsers cannot set headers on a WebSocket: there the key may come as ?key=.
+        given = request.query.get("key", "")
     if not given:
         return json_error(401, "unauthorized", "missing X-API-Key header")
     # Compare against every key in constant time, so timing reveals nothing about any of them.

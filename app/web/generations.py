@@ -169,12 +169,17 @@ async def generation_events(request: web.Request) -> web.StreamResponse:
     deadline = asyncio.get_running_loop().time() + _SSE_MAX_S
     last_seen: tuple[Any, ...] | None = None
     ended = False  # the completed or error event went out
+    # Each event's id is the generation's updated_at: a client that reconnects with Last-Event-ID
+    # gets the current state only if it changed since the event it saw last.
+    if request.headers.get("Last-Event-ID") == generation.updated_at.isoformat():
+        last_seen = (generation.state, generation.stage, generation.progress, generation.mirror_state)
+        ended = generation.terminal
     while True:
         key = (generation.state, generation.stage, generation.progress, generation.mirror_state)
         if key != last_seen:
             last_seen = key
             event = files_envelope(generation, links) if ended else envelope(generation, links)
-            await response.write(_sse(event))
+            await response.write(_sse(event, generation.updated_at.isoformat()))
             ended = generation.terminal
         copying = generation.state is State.SUCCEEDED and generation.mirror_state == "pending"
         if (generation.terminal and not copying) or asyncio.get_running_loop().time() > deadline:
@@ -195,9 +200,17 @@ async def _owned_generation(request: web.Request) -> Generation:
     return generation
 
 
-def _sse(event: dict[str, Any]) -> bytes:
+def _sse(event: dict[str, Any], event_id: str) -> bytes:
     kind: str = event["type"]
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return (
+        b"id: "
+        + event_id.encode()
+        + b"\nevent: "
+        + kind.encode()
+        + b"\ndata: "
+        + orjson.dumps(event)
+        + b"\n\n"
+    )
 
 
 def _encode_cursor(generation: Generation) -> str:

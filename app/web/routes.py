@@ -51,6 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/generations/{id}", "app.web.generations:get_generation"),
     Route("POST", "/api/v1/generations/{id}/cancel", "app.web.generations:cancel_generation"),
     Route("GET", "/api/v1/generations/{id}/events", "app.web.generations:generation_events"),
+    Route("GET", "/api/v1/ws", "app.web.events:generation_socket"),
     Route("POST", "/api/v1/uploads", "app.web.uploads:create_upload"),
     Route("GET", "/files/{id}/{name}", "app.web.files:serve_file"),
     Route("HEAD", "/files/{id}/{name}", "app.web.files:serve_file"),
