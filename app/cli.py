@@ -4,7 +4,9 @@
 - ``migrate``: apply the database migrations that are missing, then exit (e.g. as a Render
   pre-deploy command; the service also migrates at startup);
 - ``mirror --once [--batch-size N]`` / ``mirror --continuous --interval S --batch-size N``: copy
-  pending results into storage (see ``app.storage.command``).
+  pending results into storage (see ``app.storage.command``);
+- ``webhook-secret [--api-key KEY]``: print the signing secret of an API key's webhooks (default:
+  the first of ``API_KEYS``, or the generated key in ``DATA_DIR/api_key``).
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--continuous", action="store_true", help="keep copying until SIGINT or SIGTERM")
     mirror.add_argument("--interval", type=_positive, default=10.0, help="seconds between rounds (10)")
     mirror.add_argument("--batch-size", type=int, choices=range(1, 1001), default=16, metavar="N")
+    secret = commands.add_parser("webhook-secret", help="print an API key's webhook signing secret")
+    secret.add_argument("--api-key", default=None, help="the API key (default: the first configured)")
     args = parser.parse_args(argv)
     if args.command in (None, "serve"):
         from app.main import main as serve
 
         return serve()
+    if args.command == "webhook-secret":
+        return _webhook_secret(args.api_key)
     if args.command == "mirror":
         return _mirror(once=args.once, interval_s=args.interval, batch_size=args.batch_size)
     return _migrate()  # argparse allows no other command
@@ -55,6 +61,17 @@ def _mirror(*, once: bool, interval_s: float, batch_size: int) -> int:
     from app.storage.command import mirror_command
 
     return asyncio.run(mirror_command(settings, once=once, interval_s=interval_s, batch_size=batch_size))
+
+
+def _webhook_secret(api_key: str | None) -> int:
+    from app.main import settings_or_exit
+
+    settings = settings_or_exit()
+    if settings is None:
+        return 2
+    from app.webhooks.command import webhook_secret_command
+
+    return asyncio.run(webhook_secret_command(settings, api_key))
 
 
 def _migrate() -> int:

@@ -19,6 +19,7 @@ from app.config_values import (
     TELEGRAM_MODES,
     ConfigError,
     Reader,
+    boolean,
     choice,
     float_in_range,
     http_url,
@@ -29,10 +30,12 @@ from app.config_values import (
     min_length,
     non_empty,
     postgres_url,
+    seconds_list,
     storage_url,
     telegram_token,
     user_list,
     webhook_secret,
+    webhook_signing_secret,
 )
 
 DEFAULT_KIE_BASE_URL = "https://api.kie.ai"
@@ -85,6 +88,16 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Outbound webhooks to HTTP users: ``WEBHOOK_*`` variables."""
+
+    secret: str | None = field(default=None, repr=False)  # whsec_...; None: one per API key
+    allow_insecure: bool = False  # http:// webhook URLs
+    allow_private: bool = False  # hosts that resolve to loopback, private, link-local or multicast
+    retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the service reads from its environment."""
 
@@ -99,6 +112,7 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     telegram_bot_token: str | None = field(default=None, repr=False)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     kie_callback_secret: str | None = field(default=None, repr=False)
     kie_webhook_hmac_key: str | None = field(default=None, repr=False)
     instance_id: str = "local"
@@ -252,6 +266,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             ),
             admin_ids=reader.get("TELEGRAM_ADMIN_IDS", "", id_list, "comma-separated user ids"),
         ),
+        webhooks=WebhookSettings(
+            secret=reader.optional(
+                "WEBHOOK_SECRET",
+                webhook_signing_secret,
+                "whsec_ followed by base64 of 24 to 64 bytes",
+                secret=True,
+            ),
+            allow_insecure=reader.get("WEBHOOK_ALLOW_INSECURE", "false", boolean, "true or false"),
+            allow_private=reader.get("WEBHOOK_ALLOW_PRIVATE", "false", boolean, "true or false"),
+            retry_schedule=reader.get(
+                "WEBHOOK_RETRY_SCHEDULE",
+                "5,300,1800,7200,18000,36000,36000",
+                seconds_list,
+                "comma-separated seconds, e.g. 5,300,1800",
+            ),
+        ),
         kie_callback_secret=kie_callback_secret,
         kie_webhook_hmac_key=kie_webhook_hmac_key,
         instance_id=instance_id,
@@ -300,4 +330,11 @@ def _storage_settings(reader: Reader) -> StorageSettings:
     )
 
 
-__all__ = ["ConfigError", "Settings", "StorageSettings", "TelegramSettings", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "StorageSettings",
+    "TelegramSettings",
+    "WebhookSettings",
+    "load_settings",
+]

@@ -3,6 +3,8 @@ turned into a :class:`ConfigError` that names the variable and what was expected
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -217,4 +219,35 @@ def telegram_token(value: str) -> str:
     bot_id, sep, secret = value.partition(":")
     if not sep or not bot_id.isdigit() or len(secret) < 20:
         raise ValueError("not a bot token")
+    return value
+
+
+def boolean(value: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off)."""
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("not a boolean")
+
+
+def seconds_list(value: str) -> tuple[float, ...]:
+    """Comma-separated non-negative seconds (at least one, at most 50)."""
+    items = tuple(float(item) for item in value.split(",") if item.strip())
+    if not 1 <= len(items) <= 50 or any(item < 0 or item > 7 * 24 * 3600 for item in items):
+        raise ValueError("bad schedule")
+    return items
+
+
+def webhook_signing_secret(value: str) -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 24 to 64 random bytes."""
+    if not value.startswith("whsec_"):
+        raise ValueError("no whsec_ prefix")
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("bad key length")
     return value

@@ -90,3 +90,16 @@ TELEGRAM_API_CALLS = Counter(
     ["method", "status"],
 )
 TELEGRAM_RATE_LIMITED = Counter("telegram_rate_limited_total", "Bot API answers 429 (retry_after honoured).")
+
+WEBHOOK_DELIVERIES = Counter(
+    "webhook_deliveries_total",
+    "Outbound webhook attempts by outcome (delivered, retried, failed, refused).",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "webhook_attempt_duration_seconds",
+    "Time of one outbound webhook attempt.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOK_OUTBOX_DEPTH = Gauge("webhook_outbox_depth", "Outbound webhook events not delivered yet.")
+WEBHOOK_OUTBOX_OLDEST = Gauge("webhook_outbox_oldest_seconds", "Age of the oldest undelivered webhook event.")

@@ -22,6 +22,8 @@ from app.kie.client import KieClient
 from app.leader import Leader
 from app.storage.parts import FileStorage
 from app.storage.signing import FileLinks
+from app.webhooks.delivery import WebhookDelivery
+from app.webhooks.secrets import WebhookSecrets
 
 if TYPE_CHECKING:
     from app.telegram.parts import TelegramBot
@@ -46,6 +48,8 @@ class Runtime:
     api_keys: tuple[str, ...]
     fail: Callable[[BaseException], None]  # stop the process with an error (a part cannot go on)
     events: EventHub
+    webhook_secrets: WebhookSecrets
+    webhook_delivery: WebhookDelivery
     telegram: TelegramBot | None = None  # None: no TELEGRAM_BOT_TOKEN
     version: str = __version__
 

@@ -32,6 +32,7 @@ from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
 from app.db.notifications import Notifications
 from app.db.settings import SharedSecret
 from app.db.telegram_updates import UPDATES_CHANNEL
+from app.db.webhooks import EVENTS_CHANNEL as WEBHOOK_EVENTS_CHANNEL
 from app.generations.events import EventHub
 from app.generations.poller import Poller
 from app.generations.service import GenerationService
@@ -53,6 +54,8 @@ from app.storage.stores import local_root, open_store
 from app.storage.uploads import Uploads
 from app.supervision import supervise
 from app.web.routes import lazy_handlers
+from app.webhooks.delivery import WebhookDelivery
+from app.webhooks.secrets import WebhookSecrets
 
 if TYPE_CHECKING:
     from app.web.keys import RuntimeSlot
@@ -88,7 +91,9 @@ def build_runtime(
     database = make_database(settings)
     database.on_fatal = fail
     direct_dsn = direct_dsn_provider(settings, database)
-    notifications = Notifications(direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL, UPDATES_CHANNEL))
+    notifications = Notifications(
+        direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL, UPDATES_CHANNEL, WEBHOOK_EVENTS_CHANNEL)
+    )
     secret = callback_secret(settings.kie_callback_secret)
     applier = CallbackApplier(database)
     intake = CallbackIntake(
@@ -131,6 +136,16 @@ def build_runtime(
     leader.run_when_active("submitter", submitter.run)
     leader.run_when_active("poller", poller.run)
     leader.run_when_active("mirror", storage.mirror.run)
+    webhook_secrets = WebhookSecrets(database, settings.webhooks.secret)
+    webhooks = WebhookDelivery(
+        database=database,
+        generations=generations,
+        notifications=notifications,
+        secrets=webhook_secrets,
+        links=storage.links,
+        settings=settings.webhooks,
+    )
+    leader.run_when_active("webhooks", webhooks.run)
     telegram = None
     if settings.telegram.enabled:
         # Imported here: aiogram is a large import, and only a configured bot needs it.
@@ -155,6 +170,8 @@ def build_runtime(
         api_keys=settings.api_keys,
         fail=fail,
         events=EventHub(notifications, generations),
+        webhook_secrets=webhook_secrets,
+        webhook_delivery=webhooks,
         telegram=telegram,
     )
 
@@ -331,6 +348,7 @@ async def _callbacks(runtime: Runtime) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runtime.callback_intake.stop()
+        await runtime.webhook_delivery.close()
 
 
 async def _telegram(runtime: Runtime) -> AsyncIterator[None]:

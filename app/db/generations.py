@@ -99,8 +99,8 @@ SELECT id, pg_notify($4, id::text) FROM due
 """  # noqa: S608
 
 _INSERT_IDEMPOTENT = """
-INSERT INTO generations (id, owner, source, model, family, input, idempotency_key, deadline_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now() + make_interval(secs => $8))
+INSERT INTO generations (id, owner, source, model, family, input, idempotency_key, deadline_at, webhook_url)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now() + make_interval(secs => $8), $9)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *
 """
@@ -314,6 +314,7 @@ async def insert_idempotent(
     input: dict[str, Any],
     idempotency_key: str | None,
     timeout_s: float,
+    webhook_url: str | None = None,
 ) -> tuple[Generation, bool]:
     """Insert a queued generation; with an idempotency key already used, return that one instead.
 
@@ -329,6 +330,7 @@ async def insert_idempotent(
         to_jsonb(input),
         idempotency_key,
         timeout_s,
+        webhook_url,
     )
     if row is not None:
         await conn.execute(_NOTIFY, CREATED_CHANNEL, str(generation_id))

@@ -82,6 +82,7 @@ class GenerationService:
         input: Any,
         idempotency_key: str | None = None,
         also: Callable[[Conn, Generation], Awaitable[None]] | None = None,
+        webhook_url: str | None = None,
     ) -> Created:
         """Validate against the catalog, insert ``queued`` and wake the submitter.
 
@@ -102,6 +103,7 @@ class GenerationService:
                 input=clean,
                 idempotency_key=idempotency_key,
                 timeout_s=self.timeout_for(model),
+                webhook_url=webhook_url,
             )
             if created and also is not None:
                 await also(conn, generation)

@@ -27,6 +27,7 @@ from app.web.auth import OWNER
 from app.web.errors import json_error
 from app.web.keys import runtime_of
 from app.web.params import BadParameter, bounded_float, not_found, nul_error, nul_path, path_uuid
+from app.webhooks.targets import RefusedTarget, check_target
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,7 +40,7 @@ _STATE_VALUES = frozenset(state.value for state in State)
 _STATE_NAMES = ", ".join(state.value for state in State)
 
 
-def _unavailable_as_503(handler: Handler) -> Handler:
+def unavailable_as_503(handler: Handler) -> Handler:
     """A database that is not reachable yet is a 503 the client can retry, not a 500."""
 
     @functools.wraps(handler)
@@ -57,7 +58,7 @@ def _unavailable_as_503(handler: Handler) -> Handler:
     return wrapper
 
 
-@_unavailable_as_503
+@unavailable_as_503
 async def create_generation(request: web.Request) -> web.Response:
     """202 with the queued generation; 422 naming the field for bad input."""
     if request.content_length is not None and request.content_length > _MAX_BODY:
@@ -73,6 +74,16 @@ async def create_generation(request: web.Request) -> web.Response:
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:
         return json_error(422, "invalid_input", "model is required (see GET /api/v1/models)", field="model")
+    webhook_url = body.get("webhook_url")
+    if webhook_url is not None:
+        if not isinstance(webhook_url, str):
+            return json_error(
+                422, "invalid_input", "webhook_url must be a string (an https URL)", field="webhook_url"
+            )
+        try:
+            await check_target(webhook_url, runtime_of(request.app).settings.webhooks)
+        except RefusedTarget as exc:
+            return json_error(422, "invalid_input", str(exc), field="webhook_url")
     idempotency_key = request.headers.get("Idempotency-Key") or None
     if idempotency_key is not None and len(idempotency_key) > _MAX_IDEMPOTENCY_KEY:
         return json_error(
@@ -89,6 +100,7 @@ async def create_generation(request: web.Request) -> web.Response:
             model_id=model_id,
             input=body.get("input", {}),
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
     except UnknownModelError:
         return json_error(
@@ -104,7 +116,7 @@ async def create_generation(request: web.Request) -> web.Response:
     )
 
 
-@_unavailable_as_503
+@unavailable_as_503
 async def list_generations(request: web.Request) -> web.Response:
     """The caller's generations, newest first: ?state=&model=&limit=&cursor=."""
     state_name = request.query.get("state") or None
@@ -135,10 +147,10 @@ async def list_generations(request: web.Request) -> web.Response:
     )
 
 
-@_unavailable_as_503
+@unavailable_as_503
 async def get_generation(request: web.Request) -> web.Response:
     """One generation; 404 when unknown (or another key's). ?wait=N waits up to N s for the end."""
-    generation = await _owned_generation(request)
+    generation = await owned_generation(request)
     service = runtime_of(request.app).generations
     await service.reconcile(generation)
     wait = bounded_float(request, "wait", low=0.0, high=_MAX_WAIT_S, default=0.0)
@@ -147,7 +159,7 @@ async def get_generation(request: web.Request) -> web.Response:
     return _json(generation_json(generation, runtime_of(request.app).file_links))
 
 
-@_unavailable_as_503
+@unavailable_as_503
 async def cancel_generation(request: web.Request) -> web.Response:
     """Stop tracking an open generation; a finished one is returned unchanged."""
     generation = await runtime_of(request.app).generations.cancel(path_uuid(request), request[OWNER])
@@ -156,11 +168,11 @@ async def cancel_generation(request: web.Request) -> web.Response:
     return _json(generation_json(generation, runtime_of(request.app).file_links))
 
 
-@_unavailable_as_503
+@unavailable_as_503
 async def generation_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``; after a
     ``completed`` whose results are still being copied, one more ``progress`` with ``files``; the end."""
-    generation = await _owned_generation(request)
+    generation = await owned_generation(request)
     generation_id = generation.id
     runtime = runtime_of(request.app)
     service, links = runtime.generations, runtime.file_links
@@ -192,7 +204,7 @@ async def generation_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _owned_generation(request: web.Request) -> Generation:
+async def owned_generation(request: web.Request) -> Generation:
     """The caller's generation named by the path; a 404 when it is unknown or another key's."""
     generation = await runtime_of(request.app).generations.get(path_uuid(request), request[OWNER])
     if generation is None:

@@ -54,14 +54,17 @@ class Stack:
             return resp.status, body
 
     async def create(
-        self, model: Model, input: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        model: Model,
+        input: dict[str, Any] | None = None,
+        *,
+        webhook_url: str | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        status, body = await self.api(
-            "POST",
-            "/api/v1/generations",
-            json={"model": model.id, "input": input or valid_input(model)},
-            **kwargs,
-        )
+        payload: dict[str, Any] = {"model": model.id, "input": input or valid_input(model)}
+        if webhook_url is not None:
+            payload["webhook_url"] = webhook_url
+        status, body = await self.api("POST", "/api/v1/generations", json=payload, **kwargs)
         assert status in (200, 202), body
         return body
 

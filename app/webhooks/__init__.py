@@ -1,0 +1,1 @@
+"""Outbound webhooks to HTTP users: signed as Standard Webhooks specifies, delivered from an outbox."""
