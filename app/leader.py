@@ -336,3 +336,20 @@ def _enable_tcp_keepalive(conn: asyncpg.Connection) -> None:
     if hasattr(socket, "TCP_USER_TIMEOUT"):
         # Unacknowledged writes fail after this many milliseconds instead of ~15 minutes.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 5000)
+
+
+Fence = Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(
+    fence: Fence | None, pool_getter: Callable[[], asyncpg.Pool]
+) -> AsyncIterator[Conn]:
+    """A transaction fenced by a leader term's epoch (``fence``: ``LeaderTerm.fenced``), or a plain
+    one where no term applies (a command-line run, a test driving the worker directly)."""
+    if fence is not None:
+        async with fence() as conn:
+            yield conn
+        return
+    async with pool_getter().acquire() as conn, conn.transaction():
+        yield conn

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -358,12 +359,16 @@ async def _telegram(runtime: Runtime) -> AsyncIterator[None]:
         return
     # Every instance handles stored updates; only the leader receives and delivers.
     log.info("telegram.enabled", mode=telegram.mode)
+    # aiogram logs a line per update at INFO: ours (telegram.*) say what matters.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    telegram.inbox.start()
     task = asyncio.create_task(supervise("telegram.updates", telegram.processor.run), name="telegram.updates")
     try:
         yield
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await telegram.inbox.stop()
         await telegram.probe.close()
         await telegram.bot.session.close()
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ from app.db.database import Database, DatabaseUnavailable
 from app.db.generations import EVENTS_CHANNEL
 from app.db.notifications import Notifications
 from app.kie.errors import KieError
-from app.leader import LeaderTerm
+from app.leader import Fence, LeaderTerm, write_transaction
 from app.logs import get_logger
 from app.random_ids import random_hex
 from app.redaction import describe_error, redact_url
@@ -49,9 +49,6 @@ _MAX_SLEEP_S = 30.0
 # trouble never gives up a copy: the source is fine and the store will be back.
 SOURCE_ATTEMPTS = 8
 _RETRY = Backoff(base=5.0, cap=3600.0)
-
-
-Fence = Callable[[], AbstractAsyncContextManager[Conn]]
 
 
 class FreshLinks(Protocol):
@@ -281,19 +278,13 @@ class Mirror:
         summary.errors.append(f"{job.generation_id}: {error}")
         log.warning("mirror.failed", id=str(job.generation_id), error=error)
 
-    @asynccontextmanager
-    async def _transaction(self, fence: Fence | None) -> AsyncIterator[Conn]:
+    def _transaction(self, fence: Fence | None) -> AbstractAsyncContextManager[Conn]:
         """Fenced by the leader epoch on the leader; a plain transaction for ``python -m app mirror``.
 
         Either way the write also checks the claim token, so a copier that lost its claim writes
         nothing.
         """
-        if fence is not None:
-            async with fence() as conn:
-                yield conn
-            return
-        async with self._database.require_pool().acquire() as conn, conn.transaction():
-            yield conn
+        return write_transaction(fence, self._database.require_pool)
 
 
 def file_name(index: int, content_type: str) -> str:

@@ -70,7 +70,15 @@ def build_telegram(
         bot=bot,
         dispatcher=dispatcher,
         inbox=inbox,
-        processor=UpdateProcessor(database, dispatcher, bot, notifications, settings.instance_id),
+        processor=UpdateProcessor(
+            database,
+            dispatcher,
+            bot,
+            notifications,
+            settings.instance_id,
+            # Two connections per handler (its chat's lock, its queries), and room for the rest.
+            concurrency=max(1, (settings.db_pool_max_size - 2) // 2),
+        ),
         transport=transport,
         delivery=ResultDelivery(
             bot=bot,

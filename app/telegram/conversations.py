@@ -7,6 +7,7 @@ for the length of the handler: two instances handling updates of one chat never 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
@@ -72,7 +73,13 @@ class AdvisoryLockIsolation(BaseEventIsolation):
             try:
                 yield
             finally:
-                await db.unlock_conversation(conn, lock_key)
+                try:
+                    await asyncio.shield(db.unlock_conversation(conn, lock_key))
+                except BaseException:
+                    # A session lock must never stay behind on a pooled connection: drop the
+                    # connection (the server releases its locks) rather than hand it back.
+                    conn.terminate()
+                    raise
 
     async def close(self) -> None:
         """Nothing to release."""

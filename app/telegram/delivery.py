@@ -16,8 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -46,7 +45,7 @@ from app.db.generations import EVENTS_CHANNEL
 from app.db.notifications import Notifications
 from app.generations.model import Generation
 from app.generations.service import GenerationService
-from app.leader import LeaderTerm
+from app.leader import Fence, LeaderTerm, write_transaction
 from app.logs import get_logger
 from app.metrics import TELEGRAM_DELIVERIES, TELEGRAM_RATE_LIMITED
 from app.random_ids import random_hex
@@ -130,7 +129,7 @@ class ResultDelivery:
         self._limits = SendLimits()
         self._status_due: dict[uuid.UUID, float] = {}
         self._last_edit: dict[uuid.UUID, float] = {}
-        self._fence: Callable[[], AbstractAsyncContextManager[Conn]] | None = None
+        self._fence: Fence | None = None
 
     async def run(self, term: LeaderTerm) -> None:
         """Forever (this term): follow generation events and deliver what has ended."""
@@ -227,15 +226,9 @@ class ResultDelivery:
 
     # --- results -------------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[Conn]:
+    def _write(self) -> contextlib.AbstractAsyncContextManager[Conn]:
         """A transaction fenced by the leader's epoch (a plain one outside a term, in tests)."""
-        if self._fence is not None:
-            async with self._fence() as conn:
-                yield conn
-            return
-        async with self._database.require_pool().acquire() as conn, conn.transaction():
-            yield conn
+        return write_transaction(self._fence, self._database.require_pool)
 
     async def _deliver(self, delivery: outbox.Delivery, token: str) -> None:
         generation = await self._generations.get(delivery.generation_id)

@@ -44,6 +44,8 @@ class UpdateProcessor:
         bot: Bot,
         notifications: Notifications,
         instance: str,
+        *,
+        concurrency: int = _BATCH,
     ) -> None:
         self._database = database
         self._dispatcher = dispatcher
@@ -51,6 +53,9 @@ class UpdateProcessor:
         self._notifications = notifications
         self._token = f"{instance}:{random_hex(4)}"
         self._pruned_at = 0.0
+        # A handler holds one pooled connection for its chat's lock and takes a second for its
+        # queries: more handlers at once than half the pool would wait on each other for ever.
+        self._batch = max(1, concurrency)
         self._down = Backoff(base=0.2, cap=5.0)
 
     async def run(self) -> None:
@@ -76,7 +81,7 @@ class UpdateProcessor:
     async def run_once(self) -> int:
         """Claim one batch (one update per chat) and handle it; how many were claimed."""
         pool = self._database.require_pool()
-        claimed = await db.claim(pool, self._token, lease_s=_LEASE_S, limit=_BATCH)
+        claimed = await db.claim(pool, self._token, lease_s=_LEASE_S, limit=self._batch)
         if claimed:
             await asyncio.gather(*(self._handle(update) for update in claimed))
         await self._housekeeping()

@@ -36,7 +36,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return json_error(401, "unauthorized", f"missing or wrong {SECRET_HEADER}")
     try:
         update = orjson.loads(await request.read())
-        await bot.inbox.store([update])
+        await bot.inbox.receive(update)
     except (orjson.JSONDecodeError, NotAnUpdate) as exc:
         return json_error(400, "invalid_input", f"not a Telegram update: {exc}")
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -12,8 +12,6 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC
 
 import aiohttp
@@ -26,7 +24,7 @@ from app.db.database import Database
 from app.db.notifications import Notifications
 from app.generations.public import generation_json
 from app.generations.service import GenerationService
-from app.leader import LeaderTerm
+from app.leader import Fence, LeaderTerm, write_transaction
 from app.logs import get_logger
 from app.metrics import (
     WEBHOOK_ATTEMPT_SECONDS,
@@ -71,7 +69,7 @@ class WebhookDelivery:
         self._links = links
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._fence: Callable[[], AbstractAsyncContextManager[Conn]] | None = None
+        self._fence: Fence | None = None
 
     async def deliveries_of(
         self, generation_id: uuid.UUID
@@ -129,14 +127,9 @@ class WebhookDelivery:
         await asyncio.gather(*(attempt(event) for event in events))
         return len(events)
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[Conn]:
-        if self._fence is not None:
-            async with self._fence() as conn:
-                yield conn
-            return
-        async with self._database.require_pool().acquire() as conn, conn.transaction():
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[Conn]:
+        """A transaction fenced by the leader's epoch (a plain one outside a term, in tests)."""
+        return write_transaction(self._fence, self._database.require_pool)
 
     async def _attempt(self, event: outbox.WebhookEvent, token: str) -> None:
         body = await self._body(event, token)

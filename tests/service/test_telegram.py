@@ -12,7 +12,7 @@ import pytest
 
 from app.kie.simulator.assets import FILES
 from tests.support.databases import with_database
-from tests.support.fake_telegram import FakeBotApi
+from tests.support.fake_telegram import FakeBotApi, FakeUser
 from tests.support.stack import model_of
 from tests.support.telegram_stack import BotStack, delivered, generations_of, update_states
 
@@ -240,3 +240,21 @@ async def test_a_polling_replay_of_an_update_starts_nothing_twice(
         await asyncio.sleep(0.1)
     assert await stack.pool.fetchval("SELECT count(*) FROM telegram_updates") == 1
     assert [m.kind for m in fake.chat_messages(fake.user.id)] == ["photo"]
+
+
+async def test_more_chats_at_once_than_the_pool_has_connections_are_all_handled(
+    bot_stack: BotStack, fake: FakeBotApi
+) -> None:
+    # Each handler holds its chat's lock on one pooled connection and queries on another: the
+    # workers must never take more handlers at once than the pool can serve.
+    stack = await bot_stack(fake, "polling", DB_POOL_MAX_SIZE="4")
+    users = [fake.add_user(FakeUser(id=30_000 + i, first_name=f"U{i}")) for i in range(12)]
+    for user in users:
+        fake.push_update(fake.make_command("help", user=user))
+    await fake.wait_for(
+        lambda: all(fake.chat_messages(u.id) for u in users), timeout=30, what="an answer in every chat"
+    )
+    deadline = time.monotonic() + 10
+    while set(await update_states(stack)) != {"done"} and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert set(await update_states(stack)) == {"done"}
