@@ -17,6 +17,7 @@ from app.storage.uploads import Uploads
 from app.telegram.starter import GenerationStarter
 
 KINDS = ("image", "video", "audio")
+_LISTED_UNDER = {"audio": ("audio", "text")}
 
 
 @dataclass
@@ -45,8 +46,10 @@ class BotContext:
         return digest.hexdigest()
 
     def models_of(self, kind: str) -> list[tuple[int, Model]]:
-        """(position, model) of the models that make ``kind``."""
-        return [(index, model) for index, model in enumerate(self.models) if model.output == kind]
+        """(position, model) of the models listed under ``kind`` (audio tools that make text, such
+        as speech to text, are listed with audio)."""
+        outputs = _LISTED_UNDER.get(kind, (kind,))
+        return [(index, model) for index, model in enumerate(self.models) if model.output in outputs]
 
     def model_at(self, version: str, index: int) -> Model | None:
         """The model a button names, or None when the button is from another catalog."""

@@ -288,7 +288,9 @@ class ResultDelivery:
         caption = t(lang, "status.done", model=generation.model)
         buttons = result_keyboard(lang, generation.id)
         if not results:
-            return await self._say(delivery, caption, buttons), "notified"
+            # A text result (a transcript, say) is the message itself.
+            text = _result_text(generation.result_object)
+            return await self._say(delivery, f"{caption}\n\n{text}" if text else caption, buttons), "notified"
         if len(results) > 1 and all(kind == "photo" for kind, _, _ in results):
             await self._limits.wait(chat_id)
             group = [
@@ -390,6 +392,13 @@ class ResultDelivery:
                     raise
         message = await self._bot.send_message(delivery.chat_id, text, reply_markup=markup)
         return [message.message_id]
+
+
+def _result_text(result: Any) -> str | None:
+    """The text of a result that is text (e.g. speech to text's ``{"text": ...}``), cut to fit."""
+    if isinstance(result, dict):
+        result = result.get("text") or result.get("transcript")
+    return str(result)[:3500] if isinstance(result, str) and result.strip() else None
 
 
 def status_text(generation: Generation, lang: str = "en") -> str:

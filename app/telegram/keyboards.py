@@ -3,12 +3,13 @@ wizard's state lives in the conversation storage, and every button says which me
 (the catalog's version, or the wizard's id) so a button from an old message is recognised as such.
 
 Keys: ``mn:<what>`` main menu; ``pg:<ver>:<kind>:<page>`` a page of models; ``md:<ver>:<i>`` a
-model's card; ``ws:<ver>:<i>`` start its wizard; ``w<op>:<wid>[:<arg>]`` a wizard step; ``rp``,
+model's card; ``ws:<ver>:<i>`` start its wizard; ``w<op>:<wid>[:<field>][:<arg>]`` a wizard step; ``rp``,
 ``rn`` and ``rw`` the result's buttons; ``hs:<page>`` and ``hr:<id>`` history.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -69,17 +70,30 @@ def model_card(lang: str, version: str, index: int, kind: str) -> InlineKeyboard
     )
 
 
+def field_key(name: str) -> str:
+    """Four characters naming a field in its question's buttons, so a button of an earlier
+    question of the same wizard never answers the one asked now."""
+    return hashlib.blake2b(name.encode(), digest_size=2).hexdigest()
+
+
 def question(
-    lang: str, wid: str, choices: Sequence[tuple[Any, str]], *, optional: bool, done: bool = False
+    lang: str,
+    wid: str,
+    field: str,
+    choices: Sequence[tuple[Any, str]],
+    *,
+    optional: bool,
+    done: bool = False,
 ) -> InlineKeyboardMarkup:
-    """A wizard question: its choices (if any), then Done/Skip, Back and Cancel."""
+    """A wizard question about ``field``: its choices (if any), then Done/Skip, Back and Cancel."""
+    key = field_key(field)
     labels = [t(lang, label) if label.startswith("bool.") else label for _, label in choices]
-    keyboard = rows([button(label[:60], f"wc:{wid}:{i}") for i, label in enumerate(labels)])
+    keyboard = rows([button(label[:60], f"wc:{wid}:{key}:{i}") for i, label in enumerate(labels)])
     tail = []
     if done:
-        tail.append(button(t(lang, "button.done"), f"wd:{wid}"))
+        tail.append(button(t(lang, "button.done"), f"wd:{wid}:{key}"))
     if optional:
-        tail.append(button(t(lang, "button.skip"), f"wk:{wid}"))
+        tail.append(button(t(lang, "button.skip"), f"wk:{wid}:{key}"))
     if tail:
         keyboard.append(tail)
     keyboard.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 
 from app.storage.store import StorageError
@@ -52,7 +53,13 @@ async def store_media(message: Message, bot: Bot, ctx: BotContext, kind: str) ->
     file_id, size, declared, filename = found
     if size is not None and size > GET_FILE_LIMIT:
         raise MediaRejected("wrong.too_large", size=round(size / 1024 / 1024, 1))
-    file = await bot.get_file(file_id)
+    try:
+        file = await bot.get_file(file_id)
+    except TelegramBadRequest as exc:
+        # The message may not say the size (file_size is optional): then getFile is what refuses.
+        if "file is too big" in exc.message:
+            raise MediaRejected("wrong.too_large", size=f">{GET_FILE_LIMIT // (1024 * 1024)}") from exc
+        raise
     if file.file_path is None:
         raise MediaRejected("wrong.upload", reason="Telegram gave no file")
     if file.file_size is not None and file.file_size > GET_FILE_LIMIT:

@@ -84,7 +84,9 @@ async def _ask(
 ) -> None:
     asked = question(spec, collected=len(wizard["collected"]))
     collecting = spec.type == "url_list" and media_kind(spec) == "image"
-    markup = keyboards.question(lang, wizard["wid"], asked.choices, optional=optional, done=collecting)
+    markup = keyboards.question(
+        lang, wizard["wid"], spec.name, asked.choices, optional=optional, done=collecting
+    )
     await message.answer(t(lang, asked.key, **asked.values), reply_markup=markup)
 
 
@@ -182,10 +184,16 @@ async def on_button(query: CallbackQuery, state: FSMContext, ctx: BotContext, bo
     message = query.message
     if not wizard or wizard.get("wid") != wid or not isinstance(message, Message):
         return False
-    await query.answer()
+    # Answered once handled: a button that is not (False) gets the "expired" answer instead, and a
+    # query can be answered only once.
     model = ctx.catalog.get(wizard["model"])
     field = wizard.get("field")
     spec = model.fields[field] if field else None
+    if op in ("wc", "wk", "wd"):
+        # These name the question they belong to: one of an earlier question is expired.
+        key, _, arg = arg.partition(":")
+        if spec is None or key != keyboards.field_key(spec.name):
+            return False
     if op == "wx":  # cancel
         await state.set_state(None)
         await state.update_data(wizard=None)
@@ -202,6 +210,11 @@ async def on_button(query: CallbackQuery, state: FSMContext, ctx: BotContext, bo
         await _advance(message, state, ctx, lang, wizard)
     elif op == "wd" and spec is not None and wizard["collected"]:  # done collecting images
         await _set(message, state, ctx, lang, wizard, spec, list(wizard["collected"]))
+    elif op == "wd" and spec is not None:  # Done before any image: what is expected, same question
+        asked = question(spec)
+        expected = t(lang, asked.key, **asked.values)
+        await message.answer(t(lang, "wrong.media", field=spec.name, expected=expected))
+        await _ask(message, lang, wizard, spec, optional=wizard["phase"] != "required")
     elif op == "wf" and wizard["phase"] == "settings":  # open a setting
         specs = list(model.fields.values())
         if not arg.isdigit() or int(arg) >= len(specs) or specs[int(arg)].required:
@@ -218,6 +231,7 @@ async def on_button(query: CallbackQuery, state: FSMContext, ctx: BotContext, bo
         except InvalidInputError as exc:
             await message.answer(t(lang, "invalid", message=f"{exc.field}: {exc.reason}"))
             await show_settings(message, lang, ctx, wizard)
+            await query.answer()
             return True
         wizard["phase"] = "confirm"
         await _save(state, wizard)
@@ -227,6 +241,7 @@ async def on_button(query: CallbackQuery, state: FSMContext, ctx: BotContext, bo
         await _start(query, message, state, ctx, bot, lang, wizard, model)
     else:
         return False
+    await query.answer()
     return True
 
 

@@ -35,6 +35,12 @@ class TelegramUser:
         )
         return self.bot_messages()[before:]
 
+    async def send_update(
+        self, update: dict[str, Any], *, replies: int = 1, timeout: float = 15
+    ) -> list[ChatMessage]:
+        """Push a hand-made update (a press of a button no longer shown, a file of a given size)."""
+        return await self._after(update, replies, timeout)
+
     async def say(self, text: str, *, replies: int = 1, timeout: float = 15) -> list[ChatMessage]:
         """Type ``text``; the bot's new messages once ``replies`` arrived."""
         return await self._after(self.fake.make_text_message(text, user=self.user), replies, timeout)
