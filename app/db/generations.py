@@ -70,6 +70,7 @@ RETURNING id
 """  # noqa: S608
 
 _GET = "SELECT * FROM generations WHERE id = $1"
+_GET_MANY = "SELECT * FROM generations WHERE id = ANY($1::uuid[])"
 
 # One statement, keys in a fixed global order, so two batches never deadlock on each other.
 _LOCK_TASKS = "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys"
@@ -219,6 +220,11 @@ async def get_generation(conn: Executor, generation_id: uuid.UUID) -> Generation
     """The generation, or None."""
     row = await conn.fetchrow(_GET, generation_id)
     return Generation.from_row(row) if row is not None else None
+
+
+async def get_generations(conn: Executor, generation_ids: list[uuid.UUID]) -> list[Generation]:
+    """The generations that exist among ``generation_ids`` (one query)."""
+    return [Generation.from_row(row) for row in await conn.fetch(_GET_MANY, generation_ids)]
 
 
 async def apply_transition(conn: Conn, generation_id: uuid.UUID, move: Transition) -> Moved | None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -27,6 +27,7 @@ from app.redaction import describe_error
 log = get_logger(__name__)
 
 _QUEUE = 256
+K = TypeVar("K")
 
 
 @dataclass(eq=False)
@@ -53,54 +54,70 @@ class EventHub:
     def __init__(self, notifications: Notifications, generations: GenerationService) -> None:
         self._notifications = notifications
         self._generations = generations
-        self._by_owner: dict[str, set[Follower]] = {}
+        self._by_owner: dict[str, set[Follower]] = {}  # followers of all of an owner's generations
+        self._by_generation: dict[uuid.UUID, set[Follower]] = {}  # followers of one generation
 
     def follow(self, owner: str, generation_id: uuid.UUID | None = None) -> Follower:
         """Start following ``owner``'s generations (or one of them)."""
         follower = Follower(owner, generation_id)
-        self._by_owner.setdefault(owner, set()).add(follower)
+        if generation_id is None:
+            self._by_owner.setdefault(owner, set()).add(follower)
+        else:
+            self._by_generation.setdefault(generation_id, set()).add(follower)
         return follower
 
     def unfollow(self, follower: Follower) -> None:
         """Stop following."""
-        followers = self._by_owner.get(follower.owner)
-        if followers is not None:
-            followers.discard(follower)
-            if not followers:
-                del self._by_owner[follower.owner]
+        if follower.generation_id is None:
+            _discard(self._by_owner, follower.owner, follower)
+        else:
+            _discard(self._by_generation, follower.generation_id, follower)
 
     @property
     def followers(self) -> int:
         """How many followers are connected to this instance."""
-        return sum(len(f) for f in self._by_owner.values())
+        return sum(len(f) for f in self._by_owner.values()) + sum(
+            len(f) for f in self._by_generation.values()
+        )
 
     async def run(self) -> None:
-        """Forever: read each changed generation once and hand it to its owner's followers."""
+        """Forever: read each burst of changed generations in one query and hand them out."""
         events = self._notifications.subscribe(EVENTS_CHANNEL)
         try:
             while True:
                 payload = await events.get()
-                if not self._by_owner:
-                    continue  # nobody follows anything here: not even a read
                 ids = {_generation_id(payload)}
-                while not events.empty():  # a burst: read each generation once
+                while not events.empty():  # a burst: read each generation once, all in one query
                     ids.add(_generation_id(events.get_nowait()))
-                for generation_id in ids - {None}:
-                    await self._deliver(generation_id)  # type: ignore[arg-type]
+                wanted = [
+                    gid for gid in ids if gid is not None and (self._by_owner or gid in self._by_generation)
+                ]
+                if wanted:
+                    await self._deliver(wanted)
         finally:
             self._notifications.unsubscribe(EVENTS_CHANNEL, events)
 
-    async def _deliver(self, generation_id: uuid.UUID) -> None:
+    async def _deliver(self, generation_ids: list[uuid.UUID]) -> None:
         try:
-            generation = await self._generations.get(generation_id)
+            generations = await self._generations.get_many(generation_ids)
         except Exception as exc:  # the database went away: followers catch up when they reconnect
-            log.warning("events.read_failed", id=str(generation_id), error=describe_error(exc))
+            log.warning("events.read_failed", ids=len(generation_ids), error=describe_error(exc))
             return
-        if generation is None:
-            return
-        for follower in tuple(self._by_owner.get(generation.owner, ())):
-            if follower.generation_id is None or follower.generation_id == generation.id:
-                follower.offer(generation)
+        for generation in generations:
+            for follower in (
+                *self._by_generation.get(generation.id, ()),
+                *self._by_owner.get(generation.owner, ()),
+            ):
+                if follower.owner == generation.owner:
+                    follower.offer(generation)
+
+
+def _discard(index: dict[K, set[Follower]], key: K, follower: Follower) -> None:
+    followers = index.get(key)
+    if followers is not None:
+        followers.discard(follower)
+        if not followers:
+            del index[key]
 
 
 def _generation_id(payload: str) -> uuid.UUID | None:

@@ -128,6 +128,10 @@ class GenerationService:
             self._database.require_pool(), generation.id, ahead_s=_EARLY_AHEAD_S, every_s=_EARLY_EVERY_S
         )
 
+    async def get_many(self, generation_ids: builtins.list[uuid.UUID]) -> builtins.list[Generation]:
+        """The generations among ``generation_ids`` (one query; any owner)."""
+        return await db.get_generations(self._database.require_pool(), generation_ids)
+
     async def list(
         self,
         *,

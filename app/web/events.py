@@ -48,14 +48,28 @@ async def generation_socket(request: web.Request) -> web.StreamResponse:
             return json_error(
                 422, "invalid_input", "since must be an ISO-8601 time (a data.updated_at)", field="since"
             )
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        try:
+            # In UTC, as PostgreSQL holds it: year 1 at +14:00 or 9999-12-31 at -14:00 do not fit.
+            since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            return json_error(422, "invalid_input", "since is out of range", field="since")
     service, links, hub = runtime.generations, runtime.file_links, runtime.events
-    first = await service.get(generation_id, owner) if generation_id else None
+    # Follow before the first read: a change committed in between is then queued, not missed.
+    follower = hub.follow(owner, generation_id)
+    try:
+        first = await service.get(generation_id, owner) if generation_id else None
+    except BaseException:
+        hub.unfollow(follower)
+        raise
     if generation_id is not None and first is None:
+        hub.unfollow(follower)
         return not_found()
     socket = web.WebSocketResponse(heartbeat=_HEARTBEAT_S)
-    await socket.prepare(request)
-    follower = hub.follow(owner, generation_id)
+    try:
+        await socket.prepare(request)
+    except BaseException:
+        hub.unfollow(follower)
+        raise
     reader = asyncio.create_task(_drain(socket), name="ws.reader")
     try:
         ended: set[uuid.UUID] = set()  # their completed/error went out: later changes are progress
@@ -83,6 +97,8 @@ async def generation_socket(request: web.Request) -> web.StreamResponse:
                 getter.cancel()
                 break
             generation = getter.result()
+            if first is not None and generation.updated_at <= first.updated_at:
+                continue  # queued before the first read, and already in it
             await send(generation)
             if generation_id is not None and _finished(generation):
                 break

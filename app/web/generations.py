@@ -85,6 +85,10 @@ async def create_generation(request: web.Request) -> web.Response:
         except RefusedTarget as exc:
             return json_error(422, "invalid_input", str(exc), field="webhook_url")
     idempotency_key = request.headers.get("Idempotency-Key") or None
+    if idempotency_key is not None and not _is_text(idempotency_key):
+        return json_error(
+            422, "invalid_input", "Idempotency-Key must be printable UTF-8 text", field="Idempotency-Key"
+        )
     if idempotency_key is not None and len(idempotency_key) > _MAX_IDEMPOTENCY_KEY:
         return json_error(
             422,
@@ -171,37 +175,54 @@ async def cancel_generation(request: web.Request) -> web.Response:
 @unavailable_as_503
 async def generation_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``progress`` on every change, then ``completed`` or ``error``; after a
-    ``completed`` whose results are still being copied, one more ``progress`` with ``files``; the end."""
+    ``completed`` whose results are still being copied, one more ``progress`` with ``files``; the end.
+
+    Changes come from the instance's event hub (one LISTEN, each change read once for every
+    follower), not from a read per stream; a heartbeat re-reads the row as a safety net.
+    """
     generation = await owned_generation(request)
     generation_id = generation.id
     runtime = runtime_of(request.app)
     service, links = runtime.generations, runtime.file_links
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    deadline = asyncio.get_running_loop().time() + _SSE_MAX_S
-    last_seen: tuple[Any, ...] | None = None
-    ended = False  # the completed or error event went out
-    # Each event's id is the generation's updated_at: a client that reconnects with Last-Event-ID
-    # gets the current state only if it changed since the event it saw last.
-    if request.headers.get("Last-Event-ID") == generation.updated_at.isoformat():
-        last_seen = (generation.state, generation.stage, generation.progress, generation.mirror_state)
-        ended = generation.terminal
-    while True:
-        key = (generation.state, generation.stage, generation.progress, generation.mirror_state)
-        if key != last_seen:
-            last_seen = key
-            event = files_envelope(generation, links) if ended else envelope(generation, links)
-            await response.write(_sse(event, generation.updated_at.isoformat()))
+    follower = runtime.events.follow(request[OWNER], generation_id)
+    try:
+        # Read again after following: a change committed in between is then queued, not missed.
+        generation = await service.get(generation_id) or generation
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        deadline = asyncio.get_running_loop().time() + _SSE_MAX_S
+        last_seen: tuple[Any, ...] | None = None
+        ended = False  # the completed or error event went out
+        # Each event's id is the generation's updated_at: a client that reconnects with
+        # Last-Event-ID gets the current state only if it changed since the event it saw last.
+        if request.headers.get("Last-Event-ID") == generation.updated_at.isoformat():
+            last_seen = (generation.state, generation.stage, generation.progress, generation.mirror_state)
             ended = generation.terminal
-        copying = generation.state is State.SUCCEEDED and generation.mirror_state == "pending"
-        if (generation.terminal and not copying) or asyncio.get_running_loop().time() > deadline:
-            break
-        changed = await service.wait_for_change(generation_id, generation.updated_at, _SSE_HEARTBEAT_S)
-        if changed is None or changed.updated_at == generation.updated_at:
-            await response.write(b": keep-alive\n\n")  # lets proxies and clients see we are alive
-        generation = changed or generation
-    await response.write_eof()
-    return response
+        while True:
+            key = (generation.state, generation.stage, generation.progress, generation.mirror_state)
+            if key != last_seen:
+                last_seen = key
+                event = files_envelope(generation, links) if ended else envelope(generation, links)
+                await response.write(_sse(event, generation.updated_at.isoformat()))
+                ended = generation.terminal
+            copying = generation.state is State.SUCCEEDED and generation.mirror_state == "pending"
+            if (generation.terminal and not copying) or asyncio.get_running_loop().time() > deadline:
+                break
+            changed: Generation | None
+            try:
+                async with asyncio.timeout(_SSE_HEARTBEAT_S):
+                    changed = await follower.queue.get()
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")  # lets proxies and clients see we are alive
+                changed = await service.get(generation_id)  # the safety net: a change the hub missed
+            if changed is not None and changed.updated_at >= generation.updated_at:
+                generation = changed
+        await response.write_eof()
+        return response
+    finally:
+        runtime.events.unfollow(follower)
 
 
 async def owned_generation(request: web.Request) -> Generation:
@@ -249,3 +270,13 @@ def _json(body: Any, *, status: int = 200) -> web.Response:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
+
+
+def _is_text(value: str) -> bool:
+    """True for text PostgreSQL can store: UTF-8 (header bytes that are not arrive as surrogates)
+    and no control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return value.isprintable()

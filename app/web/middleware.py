@@ -22,6 +22,8 @@ log = get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
 API_PREFIX = "/api/"
+# The API's contract and its page are public: read before anyone has a key (see app.web.openapi).
+KEYLESS_PATHS = frozenset({"/api/v1/openapi.json", "/api/docs"})
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ERROR_NAMES = {
     400: "bad_request",
@@ -56,7 +58,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     route = _route_of(request)
     try:
-        denied = await _check_api_key(request) if request.path.startswith(API_PREFIX) else None
+        keyed = request.path.startswith(API_PREFIX) and request.path not in KEYLESS_PATHS
+        denied = await _check_api_key(request) if keyed else None
         if denied is None and request.path.startswith(API_PREFIX) and request.query_string:
             denied = reject_nul_in_query(request)
         response = denied if denied is not None else await handler(request)

@@ -7,7 +7,9 @@ handler as soon as the composition root has been imported, and a request that ar
 waits for it, bounded. Handlers live in ``app/web/<feature>.py``.
 
 Paths under ``/api/`` require an ``X-API-Key``: the request middleware checks it by path, so a
-new API route is protected without anyone remembering to.
+new API route is protected without anyone remembering to. The exceptions are the public contract,
+``/api/v1/openapi.json`` and its page ``/api/docs`` (``KEYLESS_PATHS`` in ``app.web.middleware``).
+Every route here is in that document, and ``tests/service/test_openapi.py`` checks it.
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/health/detailed", "app.web.health:health_detailed", eager=True),
     Route("GET", "/metrics", "app.web.metrics:metrics", eager=True),
     Route("POST", "/callbacks/kie", "app.web.callbacks:kie_callback"),
-    Route("POST", "/callbacks/kie/{tail:.*}", "app.web.callbacks:kie_callback"),
+    # Any path below, newlines included (``.`` would not match one, and KIE would get a 404).
+    Route("POST", r"/callbacks/kie/{tail:[\s\S]*}", "app.web.callbacks:kie_callback"),
     Route("POST", "/telegram/webhook", "app.web.telegram:telegram_webhook"),
+    Route("GET", "/api/v1/openapi.json", "app.web.openapi:openapi_json", eager=True),
+    Route("GET", "/api/docs", "app.web.docs:docs_page", eager=True),
     Route("GET", "/api/v1/models", "app.web.models:list_models"),
     Route("POST", "/api/v1/generations", "app.web.generations:create_generation"),
     Route("GET", "/api/v1/generations", "app.web.generations:list_generations"),

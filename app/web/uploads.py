@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from app.db.database import DatabaseUnavailable
 from app.storage.store import StorageError
@@ -24,7 +25,10 @@ async def create_upload(request: web.Request) -> web.Response:
         return _too_large()
     filename: str | None = None
     if request.content_type.startswith("multipart/"):
-        part = await _first_file(request)
+        try:
+            part = await _first_file(request)
+        except (BadHttpMessage, ValueError) as exc:  # a part whose headers are not HTTP headers
+            return json_error(422, "invalid_input", f"the multipart body is malformed: {exc}", field="file")
         if part is None:
             return json_error(422, "invalid_input", "the multipart body holds no file part", field="file")
         declared, filename = part.headers.get("Content-Type"), part.filename
