@@ -82,6 +82,18 @@ LOOPBACK_WEBHOOKS = {
 }
 
 
+@pytest.fixture
+async def fuzzed(
+    aiohttp_server: ServerFactory,
+    http: aiohttp.ClientSession,
+    database_url: str,
+    tmp_path: Path,
+    fake: FakeBotApi,
+) -> tuple[Stack, str]:
+    """:func:`fuzz_stack` with its defaults, for the tests that need nothing else."""
+    return await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
+
+
 async def fuzz_stack(
     aiohttp_server: ServerFactory,
     http: aiohttp.ClientSession,
@@ -130,33 +142,21 @@ async def finished_generation(stack: Stack, **body: Any) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
-async def test_the_document_and_its_page_are_served_without_a_key(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
-) -> None:
-    stack, _ = await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
-    async with http.get(stack.base_url + "/api/v1/openapi.json") as response:
+async def test_the_document_and_its_page_are_served_without_a_key(fuzzed: tuple[Stack, str]) -> None:
+    stack, _ = fuzzed
+    async with stack.session.get(stack.base_url + "/api/v1/openapi.json") as response:
         assert response.status == 200 and response.content_type == "application/json"
         assert await response.json() == DOCUMENT
-    async with http.get(stack.base_url + "/api/docs") as response:
+    async with stack.session.get(stack.base_url + "/api/docs") as response:
         assert response.status == 200 and response.content_type == "text/html"
         page = await response.text()
     assert "/api/v1/generations/{id}/deliveries/retry" in page and "<script" not in page
-    async with http.get(stack.base_url + "/api/docs?x=%00") as response:
+    async with stack.session.get(stack.base_url + "/api/docs?x=%00") as response:
         assert response.status == 422, "keyless, but still under the /api/ rules"
 
 
-async def test_every_keyed_operation_refuses_a_request_without_a_key(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
-) -> None:
-    stack, _ = await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
+async def test_every_keyed_operation_refuses_a_request_without_a_key(fuzzed: tuple[Stack, str]) -> None:
+    stack, _ = fuzzed
     keyed = [
         (method, path)
         for path, item in DOCUMENT["paths"].items()
@@ -168,7 +168,7 @@ async def test_every_keyed_operation_refuses_a_request_without_a_key(
     }
     for method, path in keyed:
         url = stack.base_url + path.replace("{id}", str(uuid.uuid4()))
-        async with http.request(method.upper(), url) as response:
+        async with stack.session.request(method.upper(), url) as response:
             assert response.status == 401, (method, path, response.status)
             assert (await response.json())["error"] == "unauthorized"
 
@@ -214,14 +214,8 @@ async def test_the_live_events_of_a_failed_generation_are_documented_error_envel
 
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")  # schemathesis's
 @pytest.mark.filterwarnings("ignore:Detected unknown update type:RuntimeWarning")  # aiogram, fuzzed updates
-async def test_fuzzed_requests_get_no_5xx_and_only_documented_answers(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
-) -> None:
-    stack, hook_url = await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
+async def test_fuzzed_requests_get_no_5xx_and_only_documented_answers(fuzzed: tuple[Stack, str]) -> None:
+    stack, hook_url = fuzzed
     # Something real for the fuzz to reach: a finished generation with files and failing webhook
     # deliveries; fixed path parameters aim some of the cases at it.
     known = await finished_generation(stack, webhook_url=hook_url)
@@ -327,13 +321,9 @@ def _run(strategy: st.SearchStrategy[Any], check: Callable[[Any], None]) -> str 
 
 
 async def test_a_multipart_upload_whose_part_header_holds_a_control_character_is_refused_not_a_500(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    fuzzed: tuple[Stack, str],
 ) -> None:
-    stack, _ = await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
+    stack, _ = fuzzed
     body = b'--b0undary\r\nContent-Disposition: form-data; name="a\x06b"\r\n\r\nx\r\n--b0undary--\r\n'
     status, answer = await stack.api(
         "POST",
@@ -344,14 +334,8 @@ async def test_a_multipart_upload_whose_part_header_holds_a_control_character_is
     assert 400 <= status < 500, (status, answer)
 
 
-async def test_an_idempotency_key_that_is_not_utf8_is_refused_not_a_500(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
-) -> None:
-    stack, _ = await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
+async def test_an_idempotency_key_that_is_not_utf8_is_refused_not_a_500(fuzzed: tuple[Stack, str]) -> None:
+    stack, _ = fuzzed
     model = model_of("market", "image")
     body = json.dumps({"model": model.id, "input": valid_input(model)}).encode()
     host, port = stack.base_url.removeprefix("http://").split(":")
@@ -370,16 +354,12 @@ async def test_an_idempotency_key_that_is_not_utf8_is_refused_not_a_500(
 
 
 async def test_a_websocket_since_out_of_range_is_refused_before_the_upgrade(
-    aiohttp_server: ServerFactory,
-    http: aiohttp.ClientSession,
-    database_url: str,
-    tmp_path: Path,
-    fake: FakeBotApi,
+    fuzzed: tuple[Stack, str],
 ) -> None:
-    stack, _ = await fuzz_stack(aiohttp_server, http, database_url, tmp_path, fake)
+    stack, _ = fuzzed
     url = stack.base_url + "/api/v1/ws"
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        async with http.ws_connect(url, params={"since": "9999-12-31T23:59:59-14:00"}, headers=API):
+        async with stack.session.ws_connect(url, params={"since": "9999-12-31T23:59:59-14:00"}, headers=API):
             pass
     assert refused.value.status == 422
 
