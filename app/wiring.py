@@ -32,7 +32,6 @@ from app.db.embedded import EmbeddedPostgres
 from app.db.generations import CREATED_CHANNEL, DUE_CHANNEL, EVENTS_CHANNEL
 from app.db.notifications import Notifications
 from app.db.settings import SharedSecret
-from app.db.telegram_updates import UPDATES_CHANNEL
 from app.db.webhooks import EVENTS_CHANNEL as WEBHOOK_EVENTS_CHANNEL
 from app.generations.events import EventHub
 from app.generations.poller import Poller
@@ -93,7 +92,7 @@ def build_runtime(
     database.on_fatal = fail
     direct_dsn = direct_dsn_provider(settings, database)
     notifications = Notifications(
-        direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL, UPDATES_CHANNEL, WEBHOOK_EVENTS_CHANNEL)
+        direct_dsn, (EVENTS_CHANNEL, CREATED_CHANNEL, DUE_CHANNEL, WEBHOOK_EVENTS_CHANNEL)
     )
     secret = callback_secret(settings.kie_callback_secret)
     applier = CallbackApplier(database)

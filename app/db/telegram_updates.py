@@ -14,20 +14,16 @@ from typing import Any
 from app.db.connection import Executor
 from app.db.jsonb import to_jsonb
 
-UPDATES_CHANNEL = "telegram_updates"
-
-# Stores and wakes every instance's workers in one round trip (identical NOTIFYs in one
-# transaction are delivered once).
-_INSERT = f"""
-WITH stored AS (
-    INSERT INTO telegram_updates (update_id, chat_id, payload)
-    SELECT u.update_id, u.chat_id, u.payload
-    FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS u (update_id, chat_id, payload)
-    ON CONFLICT (update_id) DO NOTHING
-    RETURNING update_id
-)
-SELECT update_id, pg_notify('{UPDATES_CHANNEL}', '') FROM stored
-"""  # noqa: S608
+# No NOTIFY here: a transaction that NOTIFYs takes a commit-order lock, which would serialise every
+# webhook request on it. The instance that stored the updates wakes its own workers in process;
+# the others find them on their next short tick.
+_INSERT = """
+INSERT INTO telegram_updates (update_id, chat_id, payload)
+SELECT u.update_id, u.chat_id, u.payload
+FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS u (update_id, chat_id, payload)
+ON CONFLICT (update_id) DO NOTHING
+RETURNING update_id
+"""
 
 _CLAIM = """
 UPDATE telegram_updates SET claim = $1, lease_until = now() + make_interval(secs => $2),

@@ -74,7 +74,7 @@ def build_telegram(
             database,
             dispatcher,
             bot,
-            notifications,
+            inbox,
             settings.instance_id,
             # Two connections per handler (its chat's lock, its queries), and room for the rest.
             concurrency=max(1, (settings.db_pool_max_size - 2) // 2),

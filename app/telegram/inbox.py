@@ -1,13 +1,13 @@
 """The update inbox: webhook requests and polled batches are stored here before Telegram is told
 we have them.
 
-Webhook requests go through a group commit: updates arriving together share one INSERT, one
-NOTIFY and one commit (a transaction that NOTIFYs holds a commit-order lock, so one per update
-would serialise every webhook request on it).
+Webhook requests go through a group commit: updates arriving together share one INSERT and one
+commit. Storing wakes this instance's workers in process (no NOTIFY: see app/db/telegram_updates.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from app.db import telegram_updates as db
@@ -33,6 +33,7 @@ class UpdateInbox:
         self._writer: GroupCommitter[Row, bool] = GroupCommitter(
             "telegram_inbox", self._write, timeout=_STORE_TIMEOUT_S
         )
+        self.stored = asyncio.Event()  # set when updates were stored here: this instance's workers wake
 
     def start(self) -> None:
         """Start the group-commit writer (webhook requests)."""
@@ -59,6 +60,8 @@ class UpdateInbox:
 
     async def _insert(self, conn: Executor, rows: list[Row]) -> list[int]:
         new = await db.store(conn, rows)
+        if new:
+            self.stored.set()
         duplicates = len(rows) - len(new)
         TELEGRAM_UPDATES.labels("stored").inc(len(new))
         if duplicates:

@@ -15,12 +15,12 @@ from aiogram import Bot, Dispatcher
 from app.backoff import Backoff
 from app.db import telegram_updates as db
 from app.db.database import Database
-from app.db.notifications import Notifications
 from app.logs import get_logger
 from app.metrics import TELEGRAM_INBOX_DEPTH, TELEGRAM_INBOX_OLDEST, TELEGRAM_UPDATES
 from app.random_ids import random_hex
 from app.redaction import describe_error
 from app.telegram.i18n import language_for, t
+from app.telegram.inbox import UpdateInbox
 from app.telegram.updates import chat_of
 
 log = get_logger(__name__)
@@ -29,7 +29,7 @@ MAX_ATTEMPTS = 4
 _LEASE_S = 30.0  # longer than a handler may take (it is timed out before); a dead worker's claim ends
 _HANDLER_TIMEOUT_S = 20.0
 _BATCH = 16
-_IDLE_S = 2.0
+_IDLE_S = 1.0  # how soon updates stored by another instance are picked up here
 _KEEP_S = 48 * 3600.0  # handled updates are kept this long to drop Telegram's duplicates
 _RETRY = Backoff(base=0.5, cap=30.0)
 
@@ -42,7 +42,7 @@ class UpdateProcessor:
         database: Database,
         dispatcher: Dispatcher,
         bot: Bot,
-        notifications: Notifications,
+        inbox: UpdateInbox,
         instance: str,
         *,
         concurrency: int = _BATCH,
@@ -50,7 +50,7 @@ class UpdateProcessor:
         self._database = database
         self._dispatcher = dispatcher
         self._bot = bot
-        self._notifications = notifications
+        self._inbox = inbox
         self._token = f"{instance}:{random_hex(4)}"
         self._pruned_at = 0.0
         # A handler holds one pooled connection for its chat's lock and takes a second for its
@@ -59,24 +59,22 @@ class UpdateProcessor:
         self._down = Backoff(base=0.2, cap=5.0)
 
     async def run(self) -> None:
-        """Forever: handle what is pending, then wait for a NOTIFY (or a short tick)."""
-        wake = self._notifications.subscribe(db.UPDATES_CHANNEL)
-        try:
-            while True:
-                try:
-                    handled = await self.run_once()
-                    self._down.reset()
-                except (OSError, TimeoutError) as exc:  # the database is away (DatabaseUnavailable too)
-                    log.warning("telegram.inbox_unavailable", error=describe_error(exc))
-                    await asyncio.sleep(self._down.next_delay())
-                    continue
-                if handled:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_IDLE_S):
-                        await wake.get()
-        finally:
-            self._notifications.unsubscribe(db.UPDATES_CHANNEL, wake)
+        """Forever: handle what is pending, then wait until this instance stores more (or a short
+        tick, for updates another instance stored)."""
+        while True:
+            self._inbox.stored.clear()
+            try:
+                handled = await self.run_once()
+                self._down.reset()
+            except (OSError, TimeoutError) as exc:  # the database is away (DatabaseUnavailable too)
+                log.warning("telegram.inbox_unavailable", error=describe_error(exc))
+                await asyncio.sleep(self._down.next_delay())
+                continue
+            if handled:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_IDLE_S):
+                    await self._inbox.stored.wait()
 
     async def run_once(self) -> int:
         """Claim one batch (one update per chat) and handle it; how many were claimed."""
