@@ -62,6 +62,13 @@ class Generation:
         return self.state in TERMINAL
 
     @property
+    def settled(self) -> bool:
+        """True once nothing more will happen to it: terminal, and no copy of its results pending
+        (live followers stop here, after the files-ready event)."""
+        copying = self.state is State.SUCCEEDED and self.mirror_state == "pending"
+        return self.terminal and not copying
+
+    @property
     def uncertain(self) -> bool:
         """True while a create request may or may not have reached KIE."""
         return self.submit_uncertain_at is not None

@@ -154,12 +154,6 @@ class GenerationService:
         """The generation once terminal, or as it is when ``timeout`` runs out; never hangs."""
         return await self._wait(generation_id, timeout, lambda generation: generation.terminal)
 
-    async def wait_for_change(
-        self, generation_id: uuid.UUID, since: datetime, timeout: float
-    ) -> Generation | None:
-        """The generation once it changed after ``since`` (its ``updated_at``), or at ``timeout``."""
-        return await self._wait(generation_id, timeout, lambda generation: generation.updated_at != since)
-
     async def _wait(
         self, generation_id: uuid.UUID, timeout: float, done: Callable[[Generation], bool]
     ) -> Generation | None:

@@ -291,7 +291,7 @@ class ResultDelivery:
             # A text result (a transcript, say) is the message itself.
             text = _result_text(generation.result_object)
             return await self._say(delivery, f"{caption}\n\n{text}" if text else caption, buttons), "notified"
-        if len(results) > 1 and all(kind == "photo" for kind, _, _ in results):
+        if len(results) > 1 and all(kind == "photo" and link is None for kind, _, link in results):
             await self._limits.wait(chat_id)
             group = [
                 InputMediaPhoto(media=media, caption=caption if index == 0 else None)
@@ -323,24 +323,7 @@ class ResultDelivery:
         return ids, "edited" if delivery.status_message_id is not None else "sent"
 
     def _results(self, generation: Generation) -> list[tuple[str, Any, str | None]]:
-        """(kind, what to send, or a link when it is too large to send) per result, in order."""
-        urls = list(generation.result_urls or [])
-        files = list(generation.files or [])
-        results: list[tuple[str, Any, str | None]] = []
-        if files and self._store is not None:
-            for entry in files:
-                name = str(entry["name"])
-                kind = kind_of_result(str(entry.get("content_type") or ""), name, self._output(generation))
-                limit = _UPLOAD_LIMIT["photo" if kind == "photo" else "other"]
-                link = self._links.url(str(generation.id), name)
-                if int(entry.get("bytes") or 0) > limit:
-                    results.append((kind, None, link))
-                else:
-                    results.append(
-                        (kind, StoredInputFile(self._store, f"{generation.id}/{name}", name), None)
-                    )
-            return results
-        return [(kind_of_result(None, url, self._output(generation)), url, None) for url in urls]
+        return result_media(generation, self._store, self._links, self._output(generation))
 
     def _output(self, generation: Generation) -> str:
         try:
@@ -392,6 +375,25 @@ class ResultDelivery:
                     raise
         message = await self._bot.send_message(delivery.chat_id, text, reply_markup=markup)
         return [message.message_id]
+
+
+def result_media(
+    generation: Generation, store: Store | None, links: FileLinks, output: str
+) -> list[tuple[str, Any, str | None]]:
+    """(kind, what to send, or our signed link when it is too large to upload) per result, in
+    order: our copies when they exist (streamed from the store), else KIE's links."""
+    files = list(generation.files or [])
+    if not files or store is None:
+        return [(kind_of_result(None, url, output), url, None) for url in generation.result_urls or []]
+    results: list[tuple[str, Any, str | None]] = []
+    for entry in files:
+        name = str(entry["name"])
+        kind = kind_of_result(str(entry.get("content_type") or ""), name, output)
+        if int(entry.get("bytes") or 0) > _UPLOAD_LIMIT["photo" if kind == "photo" else "other"]:
+            results.append((kind, None, links.url(str(generation.id), name)))
+        else:
+            results.append((kind, StoredInputFile(store, f"{generation.id}/{name}", name), None))
+    return results
 
 
 def _result_text(result: Any) -> str | None:

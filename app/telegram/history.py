@@ -12,7 +12,7 @@ from app.generations.model import Generation
 from app.states import State
 from app.telegram import keyboards
 from app.telegram.context import BotContext
-from app.telegram.delivery import StoredInputFile, kind_of_result, send_media, status_text
+from app.telegram.delivery import result_media, send_media, status_text
 from app.telegram.i18n import t
 
 PAGE = 5
@@ -70,27 +70,22 @@ async def resend(
     media = _media(ctx, generation)
     if not media:
         await message.answer(t(lang, "history.gone"))
-    elif len(media) > 1 and all(kind == "photo" for kind, _ in media):
-        await bot.send_media_group(chat_id, media=[InputMediaPhoto(media=item) for _, item in media[:10]])  # type: ignore[arg-type]
+    elif len(media) > 1 and all(kind == "photo" and link is None for kind, _, link in media):
+        await bot.send_media_group(chat_id, media=[InputMediaPhoto(media=item) for _, item, _ in media[:10]])  # type: ignore[arg-type]
         await message.answer(t(lang, "status.done", model=generation.model), reply_markup=markup)
     else:
-        for index, (kind, item) in enumerate(media):
+        for index, (kind, item, link) in enumerate(media):
+            if link is not None:  # too large to upload: our signed link, in words
+                await message.answer(t(lang, "result.link", model=generation.model, url=link))
+                continue
             caption = t(lang, "status.done", model=generation.model) if index == 0 else None
             await send_media(bot, chat_id, kind, item, caption, markup if index == 0 else None)
     return True
 
 
-def _media(ctx: BotContext, generation: Generation) -> list[tuple[str, object]]:
-    output = (
-        ctx.catalog.get(generation.model).output if generation.model in {m.id for m in ctx.models} else ""
-    )
-    files = list(generation.files or [])
-    if files and ctx.store is not None:
-        return [
-            (
-                kind_of_result(str(entry.get("content_type") or ""), str(entry["name"]), output),
-                StoredInputFile(ctx.store, f"{generation.id}/{entry['name']}", str(entry["name"])),
-            )
-            for entry in files
-        ]
-    return [(kind_of_result(None, url, output), url) for url in generation.result_urls or []]
+def _media(ctx: BotContext, generation: Generation) -> list[tuple[str, object, str | None]]:
+    try:
+        output = ctx.catalog.get(generation.model).output
+    except LookupError:
+        output = ""
+    return result_media(generation, ctx.store, ctx.links, output)

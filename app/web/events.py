@@ -20,7 +20,6 @@ from aiohttp import WSMsgType, web
 
 from app.generations.model import Generation
 from app.generations.public import envelope, files_envelope
-from app.states import State
 from app.web.auth import OWNER
 from app.web.errors import json_error
 from app.web.keys import runtime_of
@@ -85,7 +84,7 @@ async def generation_socket(request: web.Request) -> web.StreamResponse:
         if first is not None:
             if since is None or first.updated_at > since:
                 await send(first)
-            if _finished(first):
+            if first.settled:
                 return socket
         elif since is not None:
             for missed in await service.changed_since(owner, since, _CATCH_UP):
@@ -100,7 +99,7 @@ async def generation_socket(request: web.Request) -> web.StreamResponse:
             if first is not None and generation.updated_at <= first.updated_at:
                 continue  # queued before the first read, and already in it
             await send(generation)
-            if generation_id is not None and _finished(generation):
+            if generation_id is not None and generation.settled:
                 break
     finally:
         hub.unfollow(follower)
@@ -109,11 +108,6 @@ async def generation_socket(request: web.Request) -> web.StreamResponse:
             await reader
         await socket.close()
     return socket
-
-
-def _finished(generation: Generation) -> bool:
-    copying = generation.state is State.SUCCEEDED and generation.mirror_state == "pending"
-    return generation.terminal and not copying
 
 
 async def _drain(socket: web.WebSocketResponse) -> None:

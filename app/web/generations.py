@@ -207,8 +207,7 @@ async def generation_events(request: web.Request) -> web.StreamResponse:
                 event = files_envelope(generation, links) if ended else envelope(generation, links)
                 await response.write(_sse(event, generation.updated_at.isoformat()))
                 ended = generation.terminal
-            copying = generation.state is State.SUCCEEDED and generation.mirror_state == "pending"
-            if (generation.terminal and not copying) or asyncio.get_running_loop().time() > deadline:
+            if generation.settled or asyncio.get_running_loop().time() > deadline:
                 break
             changed: Generation | None
             try:
