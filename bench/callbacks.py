@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from harness import free_port  # noqa: E402
 
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 
@@ -63,12 +63,6 @@ BODY = json.dumps(
         },
     }
 ).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(port: int, path: str, timeout: float = 60) -> None:

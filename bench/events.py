@@ -58,12 +58,10 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +72,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from harness import RssSampler, free_port, wait_http  # noqa: E402
 
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.db.generations import CREATED_CHANNEL, EVENTS_CHANNEL  # noqa: E402
@@ -91,12 +90,6 @@ NOFILE = 16384
 
 # One event at one client: (protocol, generation id, event type, arrival wall time, data.state).
 Arrival = tuple[str, str, str, float, str]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_nofile(wanted: int = NOFILE) -> int:
@@ -123,57 +116,6 @@ def summary_ms(values: list[float]) -> dict[str, Any]:
         "p99_ms": round(percentile(values, 0.99) * 1000, 1),
         "max_ms": round(max(values) * 1000, 1),
     }
-
-
-async def wait_http(session: aiohttp.ClientSession, url: str, check: Any = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                if resp.status == 200 and (check is None or check(await resp.json())):
-                    return
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} never became ready")
-
-
-class RssSampler:
-    """The RSS (MiB) of one process, sampled every ``every`` seconds in a thread."""
-
-    def __init__(self, pid: int, every: float = RSS_EVERY_S) -> None:
-        self._process = psutil.Process(pid)
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.peak_mib = 0.0
-        self.last_mib = 0.0
-        self.samples = 0
-
-    def sample(self) -> float:
-        return float(self._process.memory_info().rss) / 1024**2
-
-    def _take(self) -> None:
-        self.last_mib = self.sample()
-        self.peak_mib = max(self.peak_mib, self.last_mib)
-        self.samples += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._take()
-            self._stop.wait(self._every)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._take()
-
-
-# --- the client worker processes ---------------------------------------------------------------
 
 
 async def _sse_client(
@@ -428,7 +370,7 @@ async def latency_phase(dsn: str, work: Path, args: argparse.Namespace) -> dict[
                 "db_transactions_per_s": round((int(await listen.fetchval(xacts)) - xact0) / seconds),
             }
 
-        rss = RssSampler(stack.service.pid)
+        rss = RssSampler(stack.service.pid, RSS_EVERY_S)
         cpu_before = _service_cpu_s(stack.service.pid)
         if args.py_spy:  # a profile of the service from here to the end of the streams (collapsed stacks)
             spy_cmd = [
@@ -537,7 +479,7 @@ async def rss_phase(dsn: str, work: Path, args: argparse.Namespace) -> dict[str,
         async with aiohttp.ClientSession() as session:
             await stack.ready(session)
             await asyncio.sleep(3.0)  # let startup settle
-            sampler = RssSampler(stack.service.pid)
+            sampler = RssSampler(stack.service.pid, RSS_EVERY_S)
             idle = statistics.median(sampler.sample() for _ in range(3))
             at_submitted = 0.0
             template = await stack.create(session)

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from harness import free_port, wait_http  # noqa: E402
 
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.kie.catalog_loader import default_catalog  # noqa: E402
@@ -43,25 +43,6 @@ from app.kie.endpoints import ENDPOINTS  # noqa: E402
 WORK_S = 1.0
 API_KEY = "bench-api-key-0123456789"
 LIMITS = {"KIE_CREATE_LIMIT": "100", "KIE_CREATE_WINDOW_S": "1", "KIE_STATUS_RPS": "50"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_http(session: aiohttp.ClientSession, url: str, check: Any = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                if resp.status == 200 and (check is None or check(await resp.json())):
-                    return
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} never became ready")
 
 
 async def one_run(dsn: str, work: Path, callbacks: str, count: int, rate: float) -> dict[str, Any]:

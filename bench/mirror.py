@@ -47,12 +47,10 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -63,10 +61,10 @@ import aiofiles
 import aiofiles.os
 import aiohttp
 import asyncpg
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from harness import RssSampler, free_port, wait_http  # noqa: E402
 
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.db.generations import EVENTS_CHANNEL  # noqa: E402
@@ -87,56 +85,6 @@ RATIO_TARGET = 0.8
 RSS_TARGET_MIB = 120.0
 RSS_EVERY_S = 0.05
 MB = 1_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_http(session: aiohttp.ClientSession, url: str, check: Any = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                if resp.status == 200 and (check is None or check(await resp.json())):
-                    return
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} never became ready")
-
-
-class RssSampler:
-    """The peak RSS (MiB) of one process, sampled every ``every`` seconds in a thread."""
-
-    def __init__(self, pid: int, every: float = RSS_EVERY_S) -> None:
-        self._process = psutil.Process(pid)
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.peak_mib = 0.0
-        self.samples = 0
-
-    def sample(self) -> float:
-        return float(self._process.memory_info().rss) / 1024**2
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mib = max(self.peak_mib, self.sample())
-            self.samples += 1
-            self._stop.wait(self._every)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mib = max(self.peak_mib, self.sample())
-        self.samples += 1
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -324,7 +272,7 @@ class Phase:
                 if not pending:
                     finished.set()
 
-        sampler = RssSampler(self.service.pid)
+        sampler = RssSampler(self.service.pid, RSS_EVERY_S)
         try:
             await conn.add_listener(EVENTS_CHANNEL, on_event)
             idle = [sampler.sample() for _ in range(3)]

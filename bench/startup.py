@@ -25,14 +25,9 @@ import time
 from pathlib import Path
 
 import psutil
+from harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def silent_listener() -> tuple[socket.socket, int]:

@@ -53,7 +53,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -68,6 +67,7 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from harness import free_port  # noqa: E402
 
 from app.db.embedded import EmbeddedPostgres  # noqa: E402
 from app.db.generations import EVENTS_CHANNEL  # noqa: E402
@@ -109,12 +109,6 @@ request = function()
   return wrk.format(nil, nil, nil, string.format(shape, counter, counter, chat, chat, date))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ms(seconds: float) -> float:
