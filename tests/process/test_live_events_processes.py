@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 
 from app.kie.simulator import make_app
-from tests.process.test_mirror_processes import API_KEY, create, service_env, started
+from tests.support.processes import API_KEY, create, leader_and_passive, service_env
 from tests.support.service import ServiceProcess
 from tests.support.stack import ServerFactory
 
@@ -25,10 +25,7 @@ async def test_a_socket_on_the_passive_instance_sees_what_the_leader_did(
 ) -> None:
     kie = await aiohttp_server(make_app(latency=0.5))
     env = service_env(database_url, kie, tmp_path / "data", STORAGE_URL="none")
-    leader = started(services, {**env, "INSTANCE_ID": "leader"}, tmp_path / "leader.log")
-    await leader.wait_for(session, "/health", lambda b: b["role"] == "active", timeout=30)
-    passive = started(services, {**env, "INSTANCE_ID": "passive"}, tmp_path / "passive.log")
-    await passive.wait_for(session, "/health", lambda b: b["role"] == "passive", timeout=30)
+    leader, passive = await leader_and_passive(services, env, tmp_path, session)
 
     async with session.ws_connect(f"{passive.base_url}/api/v1/ws?key={API_KEY}") as socket:
         gid = await create(session, leader, "market", "image")

@@ -16,46 +16,13 @@ import aiohttp
 import asyncpg
 import boto3
 import pytest
-from aiohttp.test_utils import TestServer
 
 from app.kie.simulator import make_app
 from app.kie.simulator.assets import FILES
+from tests.support.processes import API_KEY, create, leader_and_passive, service_env, started
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from tests.support.service import ROOT, ServiceProcess
-from tests.support.stack import ServerFactory, model_of, valid_input
-
-API_KEY = "process-api-key-0123456789"
-KIE_KEY = "process-kie-key"
-
-
-def service_env(database_url: str, kie: TestServer, data_dir: Path, **extra: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(data_dir),
-        "KIE_API_KEY": KIE_KEY,
-        "KIE_BASE_URL": str(kie.make_url("")).rstrip("/"),
-        "API_KEYS": API_KEY,
-        **extra,
-    }
-
-
-def started(services: list[ServiceProcess], env: dict[str, str], log: Path) -> ServiceProcess:
-    service = ServiceProcess(env, log)
-    service.env["PUBLIC_BASE_URL"] = service.base_url
-    services.append(service.start())
-    return service
-
-
-async def create(session: aiohttp.ClientSession, service: ServiceProcess, family: str, output: str) -> str:
-    model = model_of(family, output)
-    async with session.post(
-        service.base_url + "/api/v1/generations",
-        json={"model": model.id, "input": valid_input(model)},
-        headers={"X-API-Key": API_KEY},
-    ) as resp:
-        body = await resp.json()
-        assert resp.status in (200, 202), body
-        return str(body["id"])
+from tests.support.stack import ServerFactory
 
 
 async def generation(session: aiohttp.ClientSession, service: ServiceProcess, gid: str) -> dict[str, Any]:
@@ -201,10 +168,7 @@ async def test_a_leader_killed_mid_copy_leaves_no_partial_file_and_the_next_lead
     kie = await aiohttp_server(make_app(latency=0.1, result_bytes=size, file_rate=4 * 1024 * 1024))
     bucket = s3.new_bucket()
     env = service_env(database_url, kie, tmp_path / "data", **s3.env(bucket))
-    first = started(services, {**env, "INSTANCE_ID": "first"}, tmp_path / "first.log")
-    await first.wait_for(session, "/health", lambda b: b["role"] == "active", timeout=30)
-    second = started(services, {**env, "INSTANCE_ID": "second"}, tmp_path / "second.log")
-    await second.wait_for(session, "/health", lambda b: b["role"] == "passive", timeout=30)
+    first, second = await leader_and_passive(services, env, tmp_path, session)
 
     gid = await create(session, first, "market", "video")
     row = await wait_row(database_url, gid, lambda r: r["mirror_claim"] is not None, timeout=30)

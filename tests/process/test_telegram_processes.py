@@ -12,8 +12,8 @@ import aiohttp
 import asyncpg
 
 from app.kie.simulator import make_app
-from tests.process.test_mirror_processes import service_env, started
 from tests.support.fake_telegram import FakeBotApi, FakeUser
+from tests.support.processes import leader_and_passive, service_env
 from tests.support.s3 import S3Server
 from tests.support.service import ServiceProcess
 from tests.support.stack import ServerFactory, model_of
@@ -53,10 +53,7 @@ async def test_a_killed_leader_loses_no_update_doubles_no_generation_and_every_r
             TELEGRAM_API_BASE=fake.base_url,
             TELEGRAM_MODE="polling",
         )
-        first = started(services, {**env, "INSTANCE_ID": "first"}, tmp_path / "first.log")
-        await first.wait_for(session, "/health", lambda b: b["role"] == "active", timeout=30)
-        second = started(services, {**env, "INSTANCE_ID": "second"}, tmp_path / "second.log")
-        await second.wait_for(session, "/health", lambda b: b["role"] == "passive", timeout=30)
+        first, second = await leader_and_passive(services, env, tmp_path, session)
         await fake.wait_for_call("getUpdates", timeout=20)
 
         users = [fake.add_user(FakeUser(id=20_000 + i, first_name=f"User{i}")) for i in range(5)]

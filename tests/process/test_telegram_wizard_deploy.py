@@ -17,9 +17,9 @@ import pytest
 
 from app.kie.simulator import make_app
 from app.kie.simulator.assets import build_png
-from tests.process.test_mirror_processes import service_env, started
 from tests.service.test_telegram_wizard import SIGNED, last_text, open_model
 from tests.support.fake_telegram import FakeBotApi, iter_buttons
+from tests.support.processes import leader_and_passive, service_env
 from tests.support.s3 import S3Server
 from tests.support.service import ServiceProcess
 from tests.support.stack import ServerFactory
@@ -80,10 +80,7 @@ async def test_a_wizard_goes_on_across_a_deploy_on_the_buttons_shown_before_it(
             TELEGRAM_API_BASE=fake.base_url,
             TELEGRAM_MODE="polling",
         )
-        first = started(services, {**env, "INSTANCE_ID": "first"}, tmp_path / "first.log")
-        await first.wait_for(session, "/health", lambda b: b["role"] == "active", timeout=30)
-        second = started(services, {**env, "INSTANCE_ID": "second"}, tmp_path / "second.log")
-        await second.wait_for(session, "/health", lambda b: b["role"] == "passive", timeout=30)
+        first, second = await leader_and_passive(services, env, tmp_path, session)
 
         # Before the deploy: the model, the prompt, the photo, and the duration question open.
         user = TelegramUser(fake)
