@@ -27,6 +27,8 @@ ON CONFLICT (key) DO UPDATE SET data = telegram_conversations.data || EXCLUDED.d
 RETURNING data
 """
 _GET = "SELECT state, data FROM telegram_conversations WHERE key = $1"
+# See migration 0011: the read in it happens after the lock is granted, with a fresh snapshot.
+_LOCK_AND_READ = "SELECT locked, state, data FROM telegram_lock_conversation($1, $2)"
 
 _GET_OFFSET = "SELECT next_offset FROM telegram_poll_offset WHERE bot_id = $1"
 _SET_OFFSET = """
@@ -71,10 +73,17 @@ async def advance_poll_offset(conn: Executor, bot_id: int, next_offset: int) -> 
     await conn.execute(_SET_OFFSET, bot_id, next_offset)
 
 
-async def lock_conversation(conn: Conn, key: int, timeout_s: float = 30.0) -> None:
-    """Take the conversation's session lock, waiting at most ``timeout_s`` (then TimeoutError)."""
+async def lock_and_read(
+    conn: Conn, lock_key: int, key: str, timeout_s: float = 30.0
+) -> tuple[str | None, dict[str, Any]]:
+    """Take the conversation's session lock, waiting at most ``timeout_s`` (then TimeoutError), and
+    return its state and data as they are once the lock is held."""
     deadline = time.monotonic() + timeout_s
-    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+    while True:
+        row = await conn.fetchrow(_LOCK_AND_READ, lock_key, key)
+        assert row is not None
+        if row["locked"]:
+            return row["state"], dict(row["data"] or {})
         if time.monotonic() > deadline:
             raise TimeoutError("another instance holds this conversation")
         await asyncio.sleep(0.05)

@@ -118,7 +118,12 @@ def _counts(by_state: dict[str, int]) -> str:
 def make_admin_router(admin_ids: tuple[int, ...]) -> Router:
     """/stats and /user for admins only (others never reach them: the commands fall through)."""
     router = Router(name="admin")
-    router.message.filter(lambda message: message.from_user is not None and message.from_user.id in admin_ids)
+
+    async def from_an_admin(message: Message) -> bool:
+        # A coroutine: aiogram runs a plain function filter in a worker thread, for every message.
+        return message.from_user is not None and message.from_user.id in admin_ids
+
+    router.message.filter(from_an_admin)
     router.message.register(stats, Command("stats"))
     router.message.register(user, Command("user"))
     return router

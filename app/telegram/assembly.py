@@ -76,8 +76,10 @@ def build_telegram(
             bot,
             inbox,
             settings.instance_id,
-            # Two connections per handler (its chat's lock, its queries), and room for the rest.
-            concurrency=max(1, (settings.db_pool_max_size - 2) // 2),
+            # A handler holds one connection for its chat's lock (which also answers its reads) and
+            # now and then takes a second for a write: with four left over, handlers never wait on
+            # each other for the pool, and the webhook's writers and the leader's loops get theirs.
+            concurrency=max(1, settings.db_pool_max_size - 4),
         ),
         transport=transport,
         delivery=ResultDelivery(

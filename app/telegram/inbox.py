@@ -21,8 +21,11 @@ from app.telegram.updates import chat_of, update_id_of
 log = get_logger(__name__)
 
 _STORE_TIMEOUT_S = 5.0
+_BURST_RECEIVING = 4  # webhook requests in flight at once that make a burst (Telegram opens up to 40)
+_BURST_HOLD_S = 0.2
 
-Row = tuple[int, int | None, dict[str, Any]]
+Payload = dict[str, Any] | str  # the update, or its JSON text as received
+Row = tuple[int, int | None, Payload]
 
 
 class UpdateInbox:
@@ -34,6 +37,8 @@ class UpdateInbox:
             "telegram_inbox", self._write, timeout=_STORE_TIMEOUT_S
         )
         self.stored = asyncio.Event()  # set when updates were stored here: this instance's workers wake
+        self._receiving = 0  # webhook requests being stored right now
+        self._burst_until = 0.0  # loop time until which the intake counts as busy
 
     def start(self) -> None:
         """Start the group-commit writer (webhook requests)."""
@@ -43,15 +48,32 @@ class UpdateInbox:
         """Stop it; webhook requests still waiting fail (and Telegram sends them again)."""
         await self._writer.stop()
 
-    async def receive(self, update: dict[str, Any]) -> bool:
+    async def receive(self, update: dict[str, Any], raw: bytes | None = None) -> bool:
         """Store one webhook update (group-committed); True when it was new. Raises NotAnUpdate,
-        or a database error while the database is away."""
-        row = (update_id_of(update), chat_of(update), update)
-        return await self._writer.submit(row)
+        or a database error while the database is away.
+
+        ``raw`` is the request body ``update`` was parsed from: stored as it came, it need not be
+        serialised again (NUL escapes, which jsonb refuses, replaced).
+        """
+        payload: Payload = update if raw is None else raw.decode().replace("\\u0000", "\\ufffd")
+        row = (update_id_of(update), chat_of(update), payload)
+        self._receiving += 1
+        if self._receiving >= _BURST_RECEIVING:
+            self._burst_until = asyncio.get_running_loop().time() + _BURST_HOLD_S
+        try:
+            return await self._writer.submit(row)
+        finally:
+            self._receiving -= 1
+
+    @property
+    def busy(self) -> bool:
+        """True during a burst of webhook requests (and a moment after its last busy instant: the
+        requests of a burst come and go in waves, one per group commit)."""
+        return asyncio.get_running_loop().time() < self._burst_until
 
     async def store(self, updates: list[dict[str, Any]], conn: Executor | None = None) -> int:
         """Store a batch (polling, inside the caller's transaction); how many were new."""
-        rows = [(update_id_of(update), chat_of(update), update) for update in updates]
+        rows: list[Row] = [(update_id_of(update), chat_of(update), update) for update in updates]
         return len(await self._insert(conn or self._database.require_pool(), rows))
 
     async def _write(self, batch: list[Row], resolve: Resolve[bool]) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import uuid
 
-from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -187,6 +187,12 @@ async def _result_button(
     return True
 
 
+async def _not_a_command(message: Message) -> bool:
+    """A wizard answer is anything but a command. (A coroutine: aiogram runs a plain function or a
+    magic filter in a worker thread, a thread hop for every message.)"""
+    return not (message.text or "").startswith("/")
+
+
 def make_router() -> Router:
     """The conversation: commands, wizard answers and every button."""
     router = Router(name="menus")
@@ -195,6 +201,7 @@ def make_router() -> Router:
     router.message.register(language, Command("language"))
     router.message.register(cancel, Command("cancel"))
     router.message.register(history.command, Command("history"))
-    router.message.register(wizard.answer_message, wizard.Wizard.active, ~F.text.startswith("/"))
+    # StateFilter, not the bare state: a State is a plain callable, which aiogram runs in a thread.
+    router.message.register(wizard.answer_message, StateFilter(wizard.Wizard.active), _not_a_command)
     router.callback_query.register(on_button)
     return router

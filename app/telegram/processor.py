@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from aiogram import Bot, Dispatcher
 
@@ -19,6 +20,7 @@ from app.logs import get_logger
 from app.metrics import TELEGRAM_INBOX_DEPTH, TELEGRAM_INBOX_OLDEST, TELEGRAM_UPDATES
 from app.random_ids import random_hex
 from app.redaction import describe_error
+from app.supervision import BoundedWorkers
 from app.telegram.i18n import language_for, t
 from app.telegram.inbox import UpdateInbox
 from app.telegram.updates import chat_of
@@ -28,8 +30,11 @@ log = get_logger(__name__)
 MAX_ATTEMPTS = 4
 _LEASE_S = 30.0  # longer than a handler may take (it is timed out before); a dead worker's claim ends
 _HANDLER_TIMEOUT_S = 20.0
-_BATCH = 16
+_CONCURRENCY = 16
 _IDLE_S = 1.0  # how soon updates stored by another instance are picked up here
+_GATHER_S = 0.005  # how long a free slot waits for others before claiming on its own
+_BURST_PACE_S = 0.05  # during a webhook burst, at most one update handled in this time
+_FLUSH_S = 5.0
 _KEEP_S = 48 * 3600.0  # handled updates are kept this long to drop Telegram's duplicates
 _RETRY = Backoff(base=0.5, cap=30.0)
 
@@ -45,7 +50,7 @@ class UpdateProcessor:
         inbox: UpdateInbox,
         instance: str,
         *,
-        concurrency: int = _BATCH,
+        concurrency: int = _CONCURRENCY,
     ) -> None:
         self._database = database
         self._dispatcher = dispatcher
@@ -53,39 +58,108 @@ class UpdateProcessor:
         self._inbox = inbox
         self._token = f"{instance}:{random_hex(4)}"
         self._pruned_at = 0.0
-        # A handler holds one pooled connection for its chat's lock and takes a second for its
-        # queries: more handlers at once than half the pool would wait on each other for ever.
-        self._batch = max(1, concurrency)
+        # A handler holds one pooled connection for its chat's lock and may take a second for a
+        # write: the caller keeps this below the pool's size (see assembly).
+        self._slots = max(1, concurrency)
+        self._cursor: int | None = None  # the last chat claimed: claims go round the chats from here
+        self._finished = asyncio.Event()  # a handler ended: its chat's next update may be claimed
+        self._done: list[int] = []  # handled, not yet marked done (the next claim does it)
         self._down = Backoff(base=0.2, cap=5.0)
 
     async def run(self) -> None:
-        """Forever: handle what is pending, then wait until this instance stores more (or a short
-        tick, for updates another instance stored)."""
-        while True:
-            self._inbox.stored.clear()
-            try:
-                handled = await self.run_once()
-                self._down.reset()
-            except (OSError, TimeoutError) as exc:  # the database is away (DatabaseUnavailable too)
-                log.warning("telegram.inbox_unavailable", error=describe_error(exc))
-                await asyncio.sleep(self._down.next_delay())
-                continue
-            if handled:
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_IDLE_S):
-                    await self._inbox.stored.wait()
+        """Forever: keep up to ``concurrency`` updates in hand, claiming more as handlers end, and
+        wait while nothing is claimable until this instance stores more, a handler ends (its
+        chat's next update is then due), or a short tick (for updates another instance stored)."""
+        workers = BoundedWorkers("telegram.updates", self._slots)
+        try:
+            while True:
+                wanted = await self._room(workers)
+                self._inbox.stored.clear()
+                self._finished.clear()
+                try:
+                    claimed = await self._claim(wanted)
+                    await self._housekeeping()
+                    self._down.reset()
+                except (OSError, TimeoutError) as exc:  # the database is away (DatabaseUnavailable too)
+                    log.warning("telegram.inbox_unavailable", error=describe_error(exc))
+                    await asyncio.sleep(self._down.next_delay())
+                    continue
+                for stored in claimed:
+                    await workers.spawn(functools.partial(self._handle, stored), str(stored.update_id))
+                if len(claimed) < wanted:  # nothing more is claimable now
+                    await self._wait_for_work()
+        finally:
+            await workers.close()  # their updates' leases run out and they are handled again
+            await self._flush_done()
 
-    async def run_once(self) -> int:
-        """Claim one batch (one update per chat) and handle it; how many were claimed."""
+    async def _room(self, workers: BoundedWorkers) -> int:
+        """Wait until there is room to claim, and return how many to claim.
+
+        Normally that is once half the slots are free (or a moment has passed with one free):
+        claiming for several handlers at once shares one statement, and one commit, among them.
+        During a burst of webhook requests the intake comes first, since it is what Telegram
+        waits for and what keeps nothing from being lost: one handler at a time, started at most
+        every ``_BURST_PACE_S``, so the burst is stored at full speed and handled right after
+        (and a long burst still sees its updates handled, if slowly).
+        """
+        await workers.wait_for_free()
+        if self._inbox.busy:
+            await asyncio.sleep(_BURST_PACE_S)
+            while self._inbox.busy and workers.free < self._slots:  # the one handler still runs
+                self._finished.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_BURST_PACE_S):
+                        await self._finished.wait()
+            if self._inbox.busy:
+                return 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_GATHER_S):
+                while workers.free < (self._slots + 1) // 2:
+                    self._finished.clear()
+                    await self._finished.wait()
+        return workers.free
+
+    async def _claim(self, limit: int) -> list[db.StoredUpdate]:
         pool = self._database.require_pool()
-        claimed = await db.claim(pool, self._token, lease_s=_LEASE_S, limit=self._batch)
-        if claimed:
-            await asyncio.gather(*(self._handle(update) for update in claimed))
-        await self._housekeeping()
-        return len(claimed)
+        done, self._done = self._done, []
+        try:
+            claimed = await db.claim(
+                pool, self._token, lease_s=_LEASE_S, limit=limit, after_chat=self._cursor, done=done
+            )
+        except BaseException:
+            self._done = done + self._done  # not marked: the next claim marks them
+            raise
+        TELEGRAM_UPDATES.labels("handled").inc(len(done))
+        self._cursor = db.next_cursor(claimed, self._cursor)
+        return claimed
+
+    async def _flush_done(self) -> None:
+        """Mark what was handled done before stopping (else it is handled again after its lease)."""
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        try:
+            async with asyncio.timeout(_FLUSH_S):
+                await db.mark_done(self._database.require_pool(), done, self._token)
+            TELEGRAM_UPDATES.labels("handled").inc(len(done))
+        except Exception as exc:
+            log.warning("telegram.done_unrecorded", updates=len(done), error=describe_error(exc))
+
+    async def _wait_for_work(self) -> None:
+        waits = [asyncio.ensure_future(event.wait()) for event in (self._inbox.stored, self._finished)]
+        try:
+            await asyncio.wait(waits, timeout=_IDLE_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _handle(self, stored: db.StoredUpdate) -> None:
+        try:
+            await self._handle_one(stored)
+        finally:
+            self._finished.set()
+
+    async def _handle_one(self, stored: db.StoredUpdate) -> None:
         pool = self._database.require_pool()
         try:
             async with asyncio.timeout(_HANDLER_TIMEOUT_S):
@@ -111,8 +185,7 @@ class UpdateProcessor:
             )
             await self._apologize(stored)
             return
-        await db.mark_done(pool, stored.update_id, self._token)
-        TELEGRAM_UPDATES.labels("handled").inc()
+        self._done.append(stored.update_id)  # marked done with the next claim
 
     async def _apologize(self, stored: db.StoredUpdate) -> None:
         chat_id = stored.chat_id if stored.chat_id is not None else chat_of(stored.payload)

@@ -35,8 +35,8 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given, bot.webhook_secret.encode()):
         return json_error(401, "unauthorized", f"missing or wrong {SECRET_HEADER}")
     try:
-        update = orjson.loads(await request.read())
-        await bot.inbox.receive(update)
+        body = await request.read()
+        await bot.inbox.receive(orjson.loads(body), raw=body)
     except (orjson.JSONDecodeError, NotAnUpdate) as exc:
         return json_error(400, "invalid_input", f"not a Telegram update: {exc}")
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -103,6 +103,6 @@ async def test_the_inbox_hands_out_one_update_per_chat_in_order(databases: tuple
     again = await telegram_updates.claim(pool, "w2", lease_s=30, limit=10)
     assert [(u.update_id, u.attempts) for u in again] == [(10, 2)]
     await telegram_updates.mark_failed(pool, 10, "w2", "boom")
-    await telegram_updates.mark_done(pool, 12, "w1")
+    await telegram_updates.mark_done(pool, [12], "w1")
     assert [u.update_id for u in await telegram_updates.claim(pool, "w3", lease_s=30, limit=10)] == [11]
     assert await telegram_updates.depth(pool) == (1, pytest.approx(0, abs=60))
