@@ -34,29 +34,34 @@ RETURNING update_id
 # more). $4 < chat_id <= $5 is the stretch of chats to walk; $6 also takes updates of no chat.
 # The same statement marks the caller's handled updates ($7) done, so a worker commits (and waits
 # for the WAL) once per batch rather than twice per update; the walk skips them, since in the
-# statement's snapshot they are still pending, and finds their chats' next updates instead.
+# statement's snapshot they are still pending, and finds their chats' next updates instead. Only
+# those it did mark are skipped: an update whose lease ran out and that another worker claimed
+# again is still its chat's head, and the chat's next update must wait for it.
 _CLAIM = """
 WITH RECURSIVE finished AS (
     UPDATE telegram_updates SET state = 'done', claim = NULL, lease_until = NULL, finished_at = now()
     WHERE update_id = ANY($7::bigint[]) AND claim = $1
+    RETURNING update_id
 ),
 heads AS (
     (SELECT chat_id, update_id FROM telegram_updates
-     WHERE state = 'pending' AND chat_id > $4 AND chat_id <= $5 AND update_id <> ALL($7::bigint[])
+     WHERE state = 'pending' AND chat_id > $4 AND chat_id <= $5
+       AND update_id NOT IN (SELECT update_id FROM finished)
      ORDER BY chat_id, update_id LIMIT 1)
     UNION ALL
     SELECT nxt.chat_id, nxt.update_id FROM heads AS h
     CROSS JOIN LATERAL (
         SELECT e.chat_id, e.update_id FROM telegram_updates AS e
         WHERE e.state = 'pending' AND e.chat_id > h.chat_id AND e.chat_id <= $5
-          AND e.update_id <> ALL($7::bigint[])
+          AND e.update_id NOT IN (SELECT update_id FROM finished)
         ORDER BY e.chat_id, e.update_id LIMIT 1
     ) AS nxt
 ),
 chatless AS (
     SELECT update_id FROM telegram_updates
     WHERE $6 AND state = 'pending' AND chat_id IS NULL AND next_at <= now()
-      AND (lease_until IS NULL OR lease_until < now()) AND update_id <> ALL($7::bigint[])
+      AND (lease_until IS NULL OR lease_until < now())
+      AND update_id NOT IN (SELECT update_id FROM finished)
     ORDER BY update_id LIMIT $3
     FOR UPDATE SKIP LOCKED
 ),

@@ -16,6 +16,7 @@ import contextlib
 import copy
 from collections.abc import AsyncGenerator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram.fsm.state import State
@@ -28,15 +29,13 @@ from app.db.keys import advisory_key
 _KEYS = DefaultKeyBuilder(prefix="tg", with_destiny=True)
 
 
+@dataclass(slots=True)
 class _Held:
     """The conversation whose lock this handler holds, as stored: its key, state and data."""
 
-    __slots__ = ("data", "key", "state")
-
-    def __init__(self, key: str, state: str | None, data: dict[str, Any]) -> None:
-        self.key = key
-        self.state = state
-        self.data = data
+    key: str
+    state: str | None
+    data: dict[str, Any]
 
 
 # Set by the isolation lock for the handler's task (the handler runs inside the lock's context).

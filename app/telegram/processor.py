@@ -105,11 +105,7 @@ class UpdateProcessor:
         await workers.wait_for_free()
         if self._inbox.busy:
             await asyncio.sleep(_BURST_PACE_S)
-            while self._inbox.busy and workers.free < self._slots:  # the one handler still runs
-                self._finished.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_BURST_PACE_S):
-                        await self._finished.wait()
+            await workers.drain()  # the handler still running (each one is timed out: bounded)
             if self._inbox.busy:
                 return 1
         with contextlib.suppress(TimeoutError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import StorageKey
@@ -15,6 +16,20 @@ from app.db.database import Database
 from app.telegram.conversations import AdvisoryLockIsolation, PostgresStorage
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
+
+
+# Both wait on a gate ($3) first, inside the statement, so their snapshot is older than the lock.
+# MATERIALIZED keeps the gate first; "+ g.zero" makes the lock depend on it.
+PLAIN_LOCK_AFTER_GATE = """
+WITH g AS MATERIALIZED (SELECT 0 AS zero FROM pg_advisory_xact_lock($3))
+SELECT pg_try_advisory_lock($1 + g.zero) AS locked,
+    (SELECT state FROM telegram_conversations WHERE key = $2) AS state
+FROM g
+"""
+LOCK_FUNCTION_AFTER_GATE = """
+WITH g AS MATERIALIZED (SELECT 0 AS zero FROM pg_advisory_xact_lock($3))
+SELECT f.locked, f.state FROM g, telegram_lock_conversation($1 + g.zero, $2) AS f
+"""
 
 
 class Wizard(StatesGroup):
@@ -106,3 +121,51 @@ async def test_the_inbox_hands_out_one_update_per_chat_in_order(databases: tuple
     await telegram_updates.mark_done(pool, [12], "w1")
     assert [u.update_id for u in await telegram_updates.claim(pool, "w3", lease_s=30, limit=10)] == [11]
     assert await telegram_updates.depth(pool) == (1, pytest.approx(0, abs=60))
+
+
+async def test_the_lock_reads_what_the_previous_holder_wrote_just_before_unlocking(
+    databases: tuple[Database, Database],
+) -> None:
+    """The conversation is read after its lock is granted, not with the snapshot the locking
+    statement started with (aiogram issue 1317): a handler must never begin from stale state.
+
+    The second instance's statement takes its snapshot, then waits on a gate the first holds; the
+    first writes the state, releases the conversation, then the gate. A plain statement reading in
+    that snapshot would see no state; the lock function must see the write."""
+    holder, waiter = databases[0].require_pool(), databases[1].require_pool()
+    built, lock_key, gate = "tg:1:42:42:default", 4242, 4343
+    async with holder.acquire() as first, waiter.acquire() as second:
+        assert await telegram_state.lock_and_read(first, lock_key, built) == (None, {})
+        await first.execute("SELECT pg_advisory_lock($1)", gate)
+        waiter_pid = await second.fetchval("SELECT pg_backend_pid()")
+
+        async def after_the_gate(statement: str) -> asyncio.Task[asyncpg.Record | None]:
+            task = asyncio.ensure_future(second.fetchrow(statement, lock_key, built, gate))
+            async with asyncio.timeout(10):
+                while not await first.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted", waiter_pid
+                ):
+                    await asyncio.sleep(0.01)
+            return task
+
+        # The hazard is real: a plain statement reads in the snapshot it started with.
+        plain = await after_the_gate(PLAIN_LOCK_AFTER_GATE)
+        await telegram_state.set_state(first, built, "Wizard:prompt")
+        await telegram_state.unlock_conversation(first, lock_key)
+        await first.execute("SELECT pg_advisory_unlock($1)", gate)
+        row = await plain
+        assert row is not None
+        assert row["locked"] is True and row["state"] is None, "the stale read the function avoids"
+        await second.execute("SELECT pg_advisory_unlock($1)", lock_key)
+
+        # The same sequence through the lock function: the write is seen.
+        assert await telegram_state.lock_and_read(first, lock_key, built) == ("Wizard:prompt", {})
+        await first.execute("SELECT pg_advisory_lock($1)", gate)
+        locking = await after_the_gate(LOCK_FUNCTION_AFTER_GATE)
+        await telegram_state.set_state(first, built, "Wizard:confirm")
+        await telegram_state.unlock_conversation(first, lock_key)
+        await first.execute("SELECT pg_advisory_unlock($1)", gate)
+        row = await locking
+        assert row is not None
+        assert row["locked"] is True and row["state"] == "Wizard:confirm"
+        await second.execute("SELECT pg_advisory_unlock($1)", lock_key)
