@@ -42,7 +42,8 @@ RETURNING id, family, result_urls, mirror_attempts
 _DONE = """
 WITH done AS (
     UPDATE generations SET files = $3::jsonb, mirror_state = 'done', mirror_last_error = NULL,
-        mirror_next_at = NULL, mirror_claim = NULL, mirror_lease_until = NULL, updated_at = now()
+        mirror_next_at = NULL, mirror_claim = NULL, mirror_lease_until = NULL,
+        updated_at = generation_stamp(updated_at)
     WHERE id = $1 AND mirror_claim = $2
     RETURNING id, state, stage
 )
@@ -54,13 +55,13 @@ FROM done
 
 _RETRY = """
 UPDATE generations SET mirror_last_error = $3, mirror_next_at = now() + make_interval(secs => $4),
-    mirror_claim = NULL, mirror_lease_until = NULL, updated_at = now()
+    mirror_claim = NULL, mirror_lease_until = NULL, updated_at = generation_stamp(updated_at)
 WHERE id = $1 AND mirror_claim = $2
 """
 
 _GIVE_UP = """
 UPDATE generations SET mirror_state = $3, mirror_last_error = $4, mirror_next_at = NULL,
-    mirror_claim = NULL, mirror_lease_until = NULL, updated_at = now()
+    mirror_claim = NULL, mirror_lease_until = NULL, updated_at = generation_stamp(updated_at)
 WHERE id = $1 AND mirror_claim = $2
 RETURNING state, stage
 """

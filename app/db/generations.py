@@ -53,7 +53,7 @@ UPDATE generations AS g SET
         WHEN $2 IN ({_TERMINAL}) THEN 'done'
         ELSE g.mirror_state END,
     mirror_next_at = CASE WHEN $2 = '{State.SUCCEEDED}' THEN now() ELSE g.mirror_next_at END,
-    updated_at = now()
+    updated_at = generation_stamp(g.updated_at)
 FROM current
 WHERE g.id = current.id AND current.state = ANY($9::text[])
 RETURNING current.state AS previous, g.state, g.stage, g.progress
@@ -64,7 +64,7 @@ _NOTIFY = "SELECT pg_notify($1, $2)"
 _RECORD_TASK_ID = f"""
 UPDATE generations
 SET task_id = $2, state = {_SUBMITTED}, next_check_at = $3, submitted_at = now(), submitting_at = NULL,
-    submit_uncertain_at = NULL, error = NULL, updated_at = now()
+    submit_uncertain_at = NULL, error = NULL, updated_at = generation_stamp(updated_at)
 WHERE id = $1 AND state = {_QUEUED}
 RETURNING id
 """  # noqa: S608
@@ -80,7 +80,7 @@ _BY_TASK_IDS_FOR_UPDATE = (
 _TOUCH_CALLBACKS = "UPDATE generations SET last_callback_at = now() WHERE id = ANY($1::uuid[])"
 _MARK_DUE_MANY = f"""
 WITH due AS (
-    UPDATE generations SET next_check_at = now(), updated_at = now()
+    UPDATE generations SET next_check_at = now(), updated_at = generation_stamp(updated_at)
     WHERE id = ANY($1::uuid[]) AND state IN ({_AT_KIE})
     RETURNING id
 )
@@ -122,7 +122,8 @@ SELECT * FROM generations WHERE owner = $1 AND updated_at > $2 ORDER BY updated_
 """
 
 _CLAIM_QUEUED = f"""
-UPDATE generations SET submitting_at = now(), attempts = attempts + 1, updated_at = now()
+UPDATE generations SET submitting_at = now(), attempts = attempts + 1,
+    updated_at = generation_stamp(updated_at)
 WHERE id IN (
     SELECT id FROM generations
     WHERE state = {_QUEUED} AND submitting_at IS NULL AND submit_uncertain_at IS NULL
@@ -136,17 +137,17 @@ RETURNING *
 
 _RELEASE_CLAIM = f"""
 UPDATE generations SET submitting_at = NULL, submit_after = now() + make_interval(secs => $2),
-    error = $3, updated_at = now()
+    error = $3, updated_at = generation_stamp(updated_at)
 WHERE id = $1 AND state = {_QUEUED}
 """  # noqa: S608
 
 _MARK_UNCERTAIN = f"""
-UPDATE generations SET submit_uncertain_at = now(), error = $2, updated_at = now()
+UPDATE generations SET submit_uncertain_at = now(), error = $2, updated_at = generation_stamp(updated_at)
 WHERE id = $1 AND state = {_QUEUED} AND task_id IS NULL
 """  # noqa: S608
 
 _STALE_SUBMISSIONS = f"""
-UPDATE generations SET submit_uncertain_at = now(), updated_at = now(),
+UPDATE generations SET submit_uncertain_at = now(), updated_at = generation_stamp(updated_at),
     error = 'the submitter stopped while creating the KIE task; waiting for KIE to confirm it'
 WHERE state = {_QUEUED} AND task_id IS NULL AND submit_uncertain_at IS NULL
   AND submitting_at < now() - make_interval(secs => $1)
@@ -155,7 +156,8 @@ RETURNING id
 
 _ADOPT_BY_GID = f"""
 UPDATE generations SET task_id = $2, state = {_SUBMITTED}, submitted_at = now(), submit_uncertain_at = NULL,
-    submitting_at = NULL, error = NULL, updated_at = now(), next_check_at = now() + interval '5 seconds'
+    submitting_at = NULL, error = NULL, updated_at = generation_stamp(updated_at),
+    next_check_at = now() + interval '5 seconds'
 WHERE id = $1 AND state = {_QUEUED} AND task_id IS NULL
   AND (submitting_at IS NOT NULL OR submit_uncertain_at IS NOT NULL)
 RETURNING id, state, task_id
