@@ -10,13 +10,12 @@ import pytest
 
 from app.db import telegram_updates as inbox
 from app.db.database import Database
+from tests.support.databases import connected_database
 
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_max_size=4)
-    database.start()
-    assert await database.wait_ready(15)
+    database = await connected_database(database_url)
     yield database
     await database.close()
 

@@ -19,6 +19,7 @@ from app.db import telegram_updates
 from app.db.database import Database
 from app.telegram.inbox import UpdateInbox
 from app.telegram.processor import UpdateProcessor
+from tests.support.databases import connected_database
 
 SLOTS = 4
 BACKLOG = 40  # chats with one update each, stored before the burst
@@ -27,9 +28,7 @@ BURST_S = 1.0
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_max_size=SLOTS + 4)
-    database.start()
-    assert await database.wait_ready(15)
+    database = await connected_database(database_url, SLOTS + 4)
     yield database
     await database.close()
 

@@ -14,6 +14,7 @@ from aiogram.fsm.storage.base import StorageKey
 from app.db import telegram_state, telegram_updates
 from app.db.database import Database
 from app.telegram.conversations import AdvisoryLockIsolation, PostgresStorage
+from tests.support.databases import connected_database
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
 
@@ -36,16 +37,9 @@ class Wizard(StatesGroup):
     prompt = State()
 
 
-async def connected(database_url: str) -> Database:
-    database = Database(database_url, pool_max_size=4)
-    database.start()
-    assert await database.wait_ready(15)
-    return database
-
-
 @pytest.fixture
 async def databases(database_url: str) -> AsyncIterator[tuple[Database, Database]]:
-    first, second = await connected(database_url), await connected(database_url)
+    first, second = await connected_database(database_url), await connected_database(database_url)
     yield first, second
     await first.close()
     await second.close()
@@ -135,37 +129,33 @@ async def test_the_lock_reads_what_the_previous_holder_wrote_just_before_unlocki
     holder, waiter = databases[0].require_pool(), databases[1].require_pool()
     built, lock_key, gate = "tg:1:42:42:default", 4242, 4343
     async with holder.acquire() as first, waiter.acquire() as second:
-        assert await telegram_state.lock_and_read(first, lock_key, built) == (None, {})
-        await first.execute("SELECT pg_advisory_lock($1)", gate)
         waiter_pid = await second.fetchval("SELECT pg_backend_pid()")
 
-        async def after_the_gate(statement: str) -> asyncio.Task[asyncpg.Record | None]:
+        async def handover(statement: str, written: str) -> asyncpg.Record:
+            """``first`` holds the conversation; ``second`` runs ``statement``, which takes its
+            snapshot and waits at the gate; ``first`` writes ``written``, unlocks, opens the gate.
+            What ``statement`` read (its lock is released again)."""
+            await first.execute("SELECT pg_advisory_lock($1)", gate)
             task = asyncio.ensure_future(second.fetchrow(statement, lock_key, built, gate))
             async with asyncio.timeout(10):
                 while not await first.fetchval(
                     "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted", waiter_pid
                 ):
                     await asyncio.sleep(0.01)
-            return task
+            await telegram_state.set_state(first, built, written)
+            await telegram_state.unlock_conversation(first, lock_key)
+            await first.execute("SELECT pg_advisory_unlock($1)", gate)
+            row = await task
+            assert row is not None and row["locked"] is True
+            await second.execute("SELECT pg_advisory_unlock($1)", lock_key)
+            return row
 
         # The hazard is real: a plain statement reads in the snapshot it started with.
-        plain = await after_the_gate(PLAIN_LOCK_AFTER_GATE)
-        await telegram_state.set_state(first, built, "Wizard:prompt")
-        await telegram_state.unlock_conversation(first, lock_key)
-        await first.execute("SELECT pg_advisory_unlock($1)", gate)
-        row = await plain
-        assert row is not None
-        assert row["locked"] is True and row["state"] is None, "the stale read the function avoids"
-        await second.execute("SELECT pg_advisory_unlock($1)", lock_key)
+        assert await telegram_state.lock_and_read(first, lock_key, built) == (None, {})
+        row = await handover(PLAIN_LOCK_AFTER_GATE, "Wizard:prompt")
+        assert row["state"] is None, "the stale read the function avoids"
 
         # The same sequence through the lock function: the write is seen.
         assert await telegram_state.lock_and_read(first, lock_key, built) == ("Wizard:prompt", {})
-        await first.execute("SELECT pg_advisory_lock($1)", gate)
-        locking = await after_the_gate(LOCK_FUNCTION_AFTER_GATE)
-        await telegram_state.set_state(first, built, "Wizard:confirm")
-        await telegram_state.unlock_conversation(first, lock_key)
-        await first.execute("SELECT pg_advisory_unlock($1)", gate)
-        row = await locking
-        assert row is not None
-        assert row["locked"] is True and row["state"] == "Wizard:confirm"
-        await second.execute("SELECT pg_advisory_unlock($1)", lock_key)
+        row = await handover(LOCK_FUNCTION_AFTER_GATE, "Wizard:confirm")
+        assert row["state"] == "Wizard:confirm"

@@ -16,10 +16,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from app.db.database import Database
 from app.db.migrations import apply_migrations
 
 TEMPLATE_NAME = "kg_test_template"
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+async def connected_database(dsn: str, pool_max_size: int = 4) -> Database:
+    """Our own ``Database`` part on ``dsn``, connected (the caller closes it)."""
+    database = Database(dsn, pool_max_size=pool_max_size)
+    database.start()
+    assert await database.wait_ready(15)
+    return database
 
 
 def with_database(dsn: str, database: str) -> str:
